@@ -1,0 +1,48 @@
+//! `cargo xtask`: the project's automation, one subcommand per job.
+//!
+//! - `ci`: the gate CI runs (fmt, clippy, tests, docs, packaging).
+//! - `fuzz [--seconds N] [TARGET...]`: a bounded smoke run of the cargo-fuzz targets.
+//! - `asan`: the `dqlite-vfs` tests under AddressSanitizer (nightly).
+//! - `bench [CRATE...]`: the criterion benchmarks of the named crates (all by default).
+
+mod ci;
+mod cmd;
+mod fuzz;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => {
+            eprintln!("{}", USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let result = match task {
+        "ci" => ci::run_ci(rest),
+        "fuzz" => fuzz::run_fuzz(rest),
+        "asan" => ci::asan(rest),
+        "bench" => ci::bench(rest),
+        "help" | "--help" | "-h" => {
+            println!("{}", USAGE);
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask {task}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task> [args]
+tasks:
+  ci [--no-package] [--no-asan]  fmt, clippy, tests, docs, packaging (what CI runs)
+  fuzz [--seconds N] [TARGET..]  run each cargo-fuzz target for N seconds (default 60)
+  asan                           dqlite-vfs tests under AddressSanitizer (nightly)
+  bench [CRATE..]                criterion benchmarks (e.g. `bench wire vfs`)";

@@ -1,0 +1,343 @@
+//! Primitive field codecs (§2 of the protocol reference): little-endian integers, NUL-terminated
+//! padded text, length-prefixed padded blobs.
+//!
+//! Decoding goes through [`Cursor`], which wraps `nom` parsers so that every failure becomes a
+//! [`DecodeError`] naming the message, the field and the body offset. Decoding never requires
+//! padding bytes to be zero (C servers leave stale bytes in blob padding); encoding always
+//! writes zeros.
+
+use std::borrow::Cow;
+
+use bytes::BufMut;
+use nom::IResult;
+use nom::Parser;
+use nom::bytes::complete::{take, take_until};
+use nom::number::complete::{le_u8, le_u32, le_u64};
+
+use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+
+/// Rounds `n` up to the next multiple of 8.
+#[inline]
+pub(crate) const fn pad8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Wire size of a text field holding `s`: the bytes, a NUL, zero padding to 8.
+#[inline]
+pub(crate) const fn text_len(s: &str) -> usize {
+    pad8(s.len() + 1)
+}
+
+/// Wire size of a blob field: u64 length, the bytes, padding to 8.
+#[inline]
+pub(crate) const fn blob_len(b: &[u8]) -> usize {
+    8 + pad8(b.len())
+}
+
+/// Fails if a text to be encoded contains a NUL (the peer would truncate it there).
+#[inline]
+pub(crate) fn check_text(
+    s: &str,
+    message: &'static str,
+    field: impl FnOnce() -> Cow<'static, str>,
+) -> Result<(), EncodeError> {
+    if s.as_bytes().contains(&0) {
+        return Err(EncodeError::NulInText {
+            message,
+            field: field(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a text field (the caller has checked it for NULs).
+#[inline]
+pub(crate) fn put_text(buf: &mut impl BufMut, s: &str) {
+    buf.put_slice(s.as_bytes());
+    buf.put_bytes(0, text_len(s) - s.len());
+}
+
+/// Writes a blob field with zero padding.
+#[inline]
+pub(crate) fn put_blob(buf: &mut impl BufMut, b: &[u8]) {
+    buf.put_u64_le(b.len() as u64);
+    buf.put_slice(b);
+    buf.put_bytes(0, pad8(b.len()) - b.len());
+}
+
+/// A read position in one message body. Offsets in errors are relative to the body start.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor<'a> {
+    rest: &'a [u8],
+    body_len: usize,
+    message: &'static str,
+}
+
+type NomResult<'a, T> = IResult<&'a [u8], T, nom::error::Error<&'a [u8]>>;
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `body`, decoding the message named `message`.
+    pub(crate) fn new(body: &'a [u8], message: &'static str) -> Self {
+        Cursor {
+            rest: body,
+            body_len: body.len(),
+            message,
+        }
+    }
+
+    /// Name of the message being decoded.
+    pub(crate) fn message(&self) -> &'static str {
+        self.message
+    }
+
+    /// Offset of the next unread byte from the body start.
+    #[inline]
+    pub(crate) fn offset(&self) -> usize {
+        self.body_len - self.rest.len()
+    }
+
+    /// Bytes not read yet.
+    #[inline]
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    /// The unread bytes.
+    #[inline]
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
+    /// Builds an error at the current offset.
+    pub(crate) fn error(
+        &self,
+        field: impl Into<Cow<'static, str>>,
+        kind: DecodeErrorKind,
+    ) -> DecodeError {
+        DecodeError::new(self.message, field, self.offset(), kind)
+    }
+
+    fn truncated(&self, field: &'static str, needed: u64) -> DecodeError {
+        self.error(
+            field,
+            DecodeErrorKind::Truncated {
+                needed,
+                available: self.rest.len(),
+            },
+        )
+    }
+
+    #[inline]
+    fn run<T>(
+        &mut self,
+        field: &'static str,
+        needed: u64,
+        parser: impl FnOnce(&'a [u8]) -> NomResult<'a, T>,
+    ) -> Result<T, DecodeError> {
+        match parser(self.rest) {
+            Ok((rest, value)) => {
+                self.rest = rest;
+                Ok(value)
+            }
+            Err(_) => Err(self.truncated(field, needed)),
+        }
+    }
+
+    /// Reads one byte.
+    #[inline]
+    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        self.run(field, 1, le_u8)
+    }
+
+    /// Reads a little-endian u32.
+    #[inline]
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.run(field, 4, le_u32)
+    }
+
+    /// Reads a little-endian u64.
+    #[inline]
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.run(field, 8, le_u64)
+    }
+
+    /// Reads `n` raw bytes.
+    #[inline]
+    pub(crate) fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
+        self.run(field, n as u64, |i| take(n).parse(i))
+    }
+
+    /// Reads a length that must fit in the remaining bytes, as raw bytes; used for sizes read
+    /// from the wire so that no length can exceed what the input holds.
+    #[inline]
+    pub(crate) fn take_u64_len(
+        &mut self,
+        field: &'static str,
+        len: u64,
+    ) -> Result<&'a [u8], DecodeError> {
+        if len > self.rest.len() as u64 {
+            return Err(self.truncated(field, len));
+        }
+        // Fits in usize: it is at most `rest.len()`.
+        self.take(field, len as usize)
+    }
+
+    /// Skips `n` padding bytes without looking at them.
+    #[inline]
+    pub(crate) fn skip(&mut self, field: &'static str, n: usize) -> Result<(), DecodeError> {
+        self.take(field, n).map(|_| ())
+    }
+
+    /// Reads a NUL-terminated text padded to 8 bytes (padding content ignored).
+    #[inline]
+    pub(crate) fn text(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let start = self.offset();
+        let found: NomResult<'a, &'a [u8]> = take_until(&b"\0"[..]).parse(self.rest);
+        let bytes = match found {
+            Ok((_, bytes)) => bytes,
+            Err(_) => return Err(self.error(field, DecodeErrorKind::MissingNul)),
+        };
+        let total = text_len_raw(bytes.len());
+        if total > self.rest.len() {
+            return Err(self.truncated(field, total as u64));
+        }
+        let s = std::str::from_utf8(bytes).map_err(|_| {
+            DecodeError::new(self.message, field, start, DecodeErrorKind::InvalidUtf8)
+        })?;
+        self.rest = &self.rest[total..];
+        Ok(s)
+    }
+
+    /// Reads a blob: u64 length, bytes, padding to 8 (padding content ignored).
+    #[inline]
+    pub(crate) fn blob(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let start = self.offset();
+        let len = self.u64(field)?;
+        let padded = (len.saturating_add(7)) & !7;
+        if padded > self.rest.len() as u64 {
+            return Err(DecodeError::new(
+                self.message,
+                field,
+                start,
+                DecodeErrorKind::Truncated {
+                    needed: padded.saturating_add(8),
+                    available: self.rest.len() + 8,
+                },
+            ));
+        }
+        // `padded <= rest.len()`, so both fit in usize.
+        let (bytes, rest) = self.rest.split_at(padded as usize);
+        self.rest = rest;
+        Ok(&bytes[..len as usize])
+    }
+
+    /// Fails unless every byte was consumed.
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error("end", DecodeErrorKind::TrailingBytes(self.rest.len())))
+        }
+    }
+
+    /// Checks that `count` items of at least `min_size` bytes each can fit in what is left,
+    /// so that a count read from the wire never drives an allocation larger than the input.
+    pub(crate) fn check_count(
+        &self,
+        field: &'static str,
+        count: u64,
+        min_size: usize,
+    ) -> Result<usize, DecodeError> {
+        let available = self.rest.len();
+        if count.saturating_mul(min_size as u64) > available as u64 {
+            return Err(self.error(field, DecodeErrorKind::CountTooLarge { count, available }));
+        }
+        // count * min_size <= available, so count fits in usize (min_size >= 1).
+        Ok(count as usize)
+    }
+}
+
+/// Wire size of a text with `len` bytes before its NUL.
+#[inline]
+const fn text_len_raw(len: usize) -> usize {
+    pad8(len + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_padding_is_ignored_and_written_as_zero() {
+        let body = b"abc\0\xaa\xbb\xcc\xdd";
+        let mut c = Cursor::new(body, "T");
+        assert_eq!(c.text("t").unwrap(), "abc");
+        assert_eq!(c.remaining(), 0);
+        let mut out = Vec::new();
+        put_text(&mut out, "abc");
+        assert_eq!(out, b"abc\0\0\0\0\0");
+    }
+
+    #[test]
+    fn text_of_eight_bytes_takes_two_words() {
+        let mut out = Vec::new();
+        put_text(&mut out, "abcdefgh");
+        assert_eq!(out.len(), 16);
+        let mut c = Cursor::new(&out, "T");
+        assert_eq!(c.text("t").unwrap(), "abcdefgh");
+        assert!(c.finish().is_ok());
+    }
+
+    #[test]
+    fn text_without_nul_is_an_error_with_offset() {
+        let body = b"\0\0\0\0\0\0\0\0abcdefgh";
+        let mut c = Cursor::new(body, "DUMP");
+        c.u64("x").unwrap();
+        let e = c.text("name").unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::MissingNul);
+        assert_eq!(e.offset, 8);
+        assert_eq!(e.field, "name");
+    }
+
+    #[test]
+    fn text_with_padding_past_the_end_is_truncated() {
+        let mut c = Cursor::new(b"ab\0", "T");
+        assert!(matches!(
+            c.text("t").unwrap_err().kind,
+            DecodeErrorKind::Truncated { .. }
+        ));
+    }
+
+    #[test]
+    fn huge_blob_length_is_truncated_not_allocated() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&u64::MAX.to_le_bytes());
+        body.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut c = Cursor::new(&body, "B");
+        assert!(matches!(
+            c.blob("b").unwrap_err().kind,
+            DecodeErrorKind::Truncated { .. }
+        ));
+    }
+
+    #[test]
+    fn count_check_rejects_impossible_counts() {
+        let c = Cursor::new(&[0u8; 16], "S");
+        assert_eq!(c.check_count("n", 2, 8).unwrap(), 2);
+        assert!(c.check_count("n", 1 << 60, 8).is_err());
+        assert!(c.check_count("n", u64::MAX, 16).is_err());
+    }
+
+    #[test]
+    fn blob_padding_is_ignored() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&3u64.to_le_bytes());
+        body.extend_from_slice(&[1, 2, 3, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        let mut c = Cursor::new(&body, "B");
+        assert_eq!(c.blob("b").unwrap(), &[1, 2, 3]);
+        let mut out = Vec::new();
+        put_blob(&mut out, &[1, 2, 3]);
+        assert_eq!(&out[..11], &body[..11]);
+        assert_eq!(&out[11..], &[0; 5]);
+    }
+}

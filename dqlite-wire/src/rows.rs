@@ -1,0 +1,506 @@
+//! ROWS batches (§5.1): the owned [`RowsBatch`], the zero-copy streaming [`RowsReader`] for
+//! clients and the budgeted [`RowsEncoder`] for servers.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::constants::{DEFAULT_ROWS_BUDGET, ROWS_DONE, ROWS_PART, response};
+use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::header::Header;
+use crate::primitive::{Cursor, check_text, put_text, text_len};
+use crate::tuple::{AsValueRef, decode_row, put_row, row_encoded_len};
+use crate::value::{Value, ValueRef};
+
+/// One row of owned values, in column order.
+pub type Row = Vec<Value>;
+
+/// How a ROWS batch ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowsEnd {
+    /// Marker `0xEE × 8`: more batches follow, pushed by the server without a request.
+    Part,
+    /// Marker `0xFF × 8`: the result set is complete.
+    Done,
+}
+
+impl RowsEnd {
+    /// The marker word.
+    pub const fn marker(self) -> u64 {
+        match self {
+            RowsEnd::Part => ROWS_PART,
+            RowsEnd::Done => ROWS_DONE,
+        }
+    }
+
+    /// The end a marker word stands for, if it is one.
+    pub const fn from_marker(word: u64) -> Option<RowsEnd> {
+        match word {
+            ROWS_PART => Some(RowsEnd::Part),
+            ROWS_DONE => Some(RowsEnd::Done),
+            _ => None,
+        }
+    }
+}
+
+/// One decoded ROWS message: the column names (repeated in every batch), the rows of this
+/// batch and whether more batches follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowsBatch {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows of this batch; each has `columns.len()` values.
+    pub rows: Vec<Row>,
+    /// PART (more batches follow) or DONE.
+    pub end: RowsEnd,
+}
+
+/// The part of a ROWS batch a C server had already written when a query failed while
+/// stepping; it prefixes the FAILURE body (see [`Failure`](crate::Failure)).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RowsPrefix {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows written before the error.
+    pub rows: Vec<Row>,
+}
+
+/// Size of the column header: count word and names.
+pub(crate) fn columns_len<S: AsRef<str>>(
+    columns: &[S],
+    message: &'static str,
+) -> Result<usize, EncodeError> {
+    let mut len = 8;
+    for (i, c) in columns.iter().enumerate() {
+        check_text(c.as_ref(), message, || format!("columns[{i}]").into())?;
+        len += text_len(c.as_ref());
+    }
+    Ok(len)
+}
+
+pub(crate) fn put_columns<S: AsRef<str>>(buf: &mut impl BufMut, columns: &[S]) {
+    buf.put_u64_le(columns.len() as u64);
+    for c in columns {
+        put_text(buf, c.as_ref());
+    }
+}
+
+/// Size of a list of rows, checking each has `ncols` values.
+pub(crate) fn rows_len(
+    rows: &[Row],
+    ncols: usize,
+    message: &'static str,
+) -> Result<usize, EncodeError> {
+    let mut len = 0;
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() != ncols {
+            return Err(EncodeError::ColumnCount {
+                expected: ncols,
+                got: row.len(),
+            });
+        }
+        len += row_encoded_len(row, message, i)?;
+    }
+    Ok(len)
+}
+
+/// Decodes the column count and names.
+pub(crate) fn decode_columns<'a>(cur: &mut Cursor<'a>) -> Result<Vec<&'a str>, DecodeError> {
+    let count = cur.u64("columns.count")?;
+    // Each name takes at least one word.
+    let n = cur.check_count("columns.count", count, 8)?;
+    let mut columns = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = cur.text("columns").map_err(|mut e| {
+            e.field = format!("columns[{i}]").into();
+            e
+        })?;
+        columns.push(name);
+    }
+    Ok(columns)
+}
+
+impl RowsBatch {
+    /// Size of the encoded body.
+    pub(crate) fn encoded_len(&self) -> Result<usize, EncodeError> {
+        Ok(columns_len(&self.columns, "ROWS")?
+            + rows_len(&self.rows, self.columns.len(), "ROWS")?
+            + 8)
+    }
+
+    /// Writes the body (after `encoded_len` succeeded).
+    pub(crate) fn put(&self, buf: &mut impl BufMut) {
+        put_columns(buf, &self.columns);
+        for row in &self.rows {
+            put_row(buf, row);
+        }
+        buf.put_u64_le(self.end.marker());
+    }
+
+    /// Decodes a whole ROWS body into owned values.
+    pub fn decode(body: &[u8]) -> Result<RowsBatch, DecodeError> {
+        let mut reader = RowsReader::new(body)?;
+        let columns = reader.columns().iter().map(|c| (*c).to_owned()).collect();
+        // Each row takes at least one word.
+        let mut rows = Vec::with_capacity(body.len() / 8 / reader.columns().len().max(1));
+        let mut scratch = Vec::with_capacity(reader.columns().len());
+        while reader.next_row_into(&mut scratch)? {
+            rows.push(scratch.iter().map(ValueRef::to_value).collect());
+        }
+        Ok(RowsBatch {
+            columns,
+            rows,
+            end: reader.end(),
+        })
+    }
+}
+
+/// Lazily iterates the rows of one ROWS body without copying texts or blobs.
+///
+/// The end marker is checked when the reader is created (it is the body's last word), so
+/// [`RowsReader::end`] is known before any row is read; rows are decoded one by one on demand.
+/// After an error the reader yields nothing more.
+#[derive(Debug, Clone)]
+pub struct RowsReader<'a> {
+    cur: Cursor<'a>,
+    columns: Vec<&'a str>,
+    rows_read: usize,
+    end: RowsEnd,
+    finished: bool,
+}
+
+impl<'a> RowsReader<'a> {
+    /// Reads the column header of a ROWS body and checks its end marker.
+    pub fn new(body: &'a [u8]) -> Result<RowsReader<'a>, DecodeError> {
+        let mut cur = Cursor::new(body, "ROWS");
+        let columns = decode_columns(&mut cur)?;
+        if cur.remaining() < 8 {
+            return Err(cur.error(
+                "marker",
+                DecodeErrorKind::Truncated {
+                    needed: 8,
+                    available: cur.remaining(),
+                },
+            ));
+        }
+        let mut last = [0u8; 8];
+        last.copy_from_slice(&body[body.len() - 8..]);
+        let word = u64::from_le_bytes(last);
+        let end = RowsEnd::from_marker(word).ok_or_else(|| {
+            DecodeError::new(
+                "ROWS",
+                "marker",
+                body.len() - 8,
+                DecodeErrorKind::BadMarker(word),
+            )
+        })?;
+        Ok(RowsReader {
+            cur,
+            columns,
+            rows_read: 0,
+            end,
+            finished: false,
+        })
+    }
+
+    /// Column names of the batch.
+    pub fn columns(&self) -> &[&'a str] {
+        &self.columns
+    }
+
+    /// Whether this batch is PART (more batches follow) or DONE.
+    pub fn end(&self) -> RowsEnd {
+        self.end
+    }
+
+    /// Rows returned so far.
+    pub fn rows_read(&self) -> usize {
+        self.rows_read
+    }
+
+    /// Decodes the next row into `out` (cleared first). Returns `false` once the marker is
+    /// reached.
+    pub fn next_row_into(&mut self, out: &mut Vec<ValueRef<'a>>) -> Result<bool, DecodeError> {
+        if self.finished {
+            return Ok(false);
+        }
+        match self.step(out) {
+            Ok(more) => Ok(more),
+            Err(e) => {
+                self.finished = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn step(&mut self, out: &mut Vec<ValueRef<'a>>) -> Result<bool, DecodeError> {
+        let rest = self.cur.rest();
+        // 0xEE / 0xFF cannot start a row header (types 14 and 15 do not exist), and a
+        // zero-column batch has no rows at all.
+        if self.columns.is_empty() || matches!(rest.first(), Some(0xEE | 0xFF)) {
+            let word = self.cur.u64("marker")?;
+            if RowsEnd::from_marker(word).is_none() {
+                return Err(DecodeError::new(
+                    "ROWS",
+                    "marker",
+                    self.cur.offset() - 8,
+                    DecodeErrorKind::BadMarker(word),
+                ));
+            }
+            self.cur.finish()?;
+            self.finished = true;
+            return Ok(false);
+        }
+        decode_row(&mut self.cur, self.columns.len(), self.rows_read, out)?;
+        self.rows_read += 1;
+        Ok(true)
+    }
+
+    /// Decodes the next row, or `None` at the marker.
+    pub fn next_row(&mut self) -> Result<Option<Vec<ValueRef<'a>>>, DecodeError> {
+        let mut row = Vec::with_capacity(self.columns.len());
+        Ok(self.next_row_into(&mut row)?.then_some(row))
+    }
+}
+
+impl<'a> Iterator for RowsReader<'a> {
+    type Item = Result<Vec<ValueRef<'a>>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_row().transpose()
+    }
+}
+
+/// Builds ROWS messages for a server, filling each batch up to a byte budget.
+///
+/// The default budget (4096) reproduces C dqlite exactly: **before stepping each next row**,
+/// call [`RowsEncoder::is_full`]; if it is true, send [`RowsEncoder::finish`]`(Part)` and go on.
+/// A batch is full once the 8-byte header plus the body so far (without the marker) reaches the
+/// budget, so a full batch ends as PART even when no row follows, and the result then ends with
+/// an empty DONE batch carrying only the column header. One large row can exceed the budget.
+///
+/// ```
+/// use dqlite_wire::{RowsEncoder, RowsEnd, Value};
+/// let mut enc = RowsEncoder::new(&["n"]).unwrap();
+/// let mut batches = Vec::new();
+/// let mut rows = (0..1000i64).map(|n| [Value::Integer(n)]);
+/// loop {
+///     // Checked before every step, including the one that finds no more rows.
+///     if enc.is_full() {
+///         batches.push(enc.finish(RowsEnd::Part).unwrap());
+///     }
+///     match rows.next() {
+///         Some(row) => enc.push_row(&row).unwrap(),
+///         None => break,
+///     }
+/// }
+/// batches.push(enc.finish(RowsEnd::Done).unwrap());
+/// assert_eq!(batches.len(), 4); // 24 B header, 16 B rows: 255 rows per PART batch
+/// ```
+#[derive(Debug, Clone)]
+pub struct RowsEncoder {
+    buf: BytesMut,
+    columns: Bytes,
+    ncols: usize,
+    budget: usize,
+    rows: usize,
+}
+
+impl RowsEncoder {
+    /// An encoder for a result with these column names, with the C budget of 4096 bytes.
+    pub fn new<S: AsRef<str>>(columns: &[S]) -> Result<RowsEncoder, EncodeError> {
+        let mut header = BytesMut::with_capacity(columns_len(columns, "ROWS")?);
+        put_columns(&mut header, columns);
+        let mut enc = RowsEncoder {
+            buf: BytesMut::new(),
+            columns: header.freeze(),
+            ncols: columns.len(),
+            budget: DEFAULT_ROWS_BUDGET,
+            rows: 0,
+        };
+        enc.start_batch();
+        Ok(enc)
+    }
+
+    /// Sets the batch budget in bytes (header + body without marker).
+    pub fn with_budget(mut self, budget: usize) -> RowsEncoder {
+        self.budget = budget;
+        self
+    }
+
+    fn start_batch(&mut self) {
+        self.buf
+            .reserve(self.budget.max(self.columns.len() + 16) + 64);
+        self.buf.put_bytes(0, Header::LEN);
+        self.buf.put_slice(&self.columns);
+        self.rows = 0;
+    }
+
+    /// True when the current batch has reached the budget and must be finished as PART
+    /// before another row is stepped.
+    pub fn is_full(&self) -> bool {
+        self.buf.len() >= self.budget
+    }
+
+    /// Rows in the current batch.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes of the current batch so far: 8-byte header + body without the marker.
+    pub fn batch_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Appends a row to the current batch (it does not check the budget: see
+    /// [`RowsEncoder::is_full`]).
+    pub fn push_row<V: AsValueRef>(&mut self, row: &[V]) -> Result<(), EncodeError> {
+        if row.len() != self.ncols {
+            return Err(EncodeError::ColumnCount {
+                expected: self.ncols,
+                got: row.len(),
+            });
+        }
+        let len = row_encoded_len(row, "ROWS", self.rows)?;
+        self.buf.reserve(len);
+        put_row(&mut self.buf, row);
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Ends the current batch with `end` and returns the complete message (header + body);
+    /// the encoder starts a new batch with the same columns.
+    pub fn finish(&mut self, end: RowsEnd) -> Result<Bytes, EncodeError> {
+        self.buf.put_u64_le(end.marker());
+        let body_len = self.buf.len() - Header::LEN;
+        let header = Header::for_body(response::ROWS, 0, body_len, "ROWS")?;
+        header.write_to(&mut self.buf[..Header::LEN]);
+        let message = self.buf.split().freeze();
+        self.start_batch();
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batches(enc: &mut RowsEncoder, rows: &[Row]) -> Vec<(usize, usize, RowsEnd)> {
+        let mut out = Vec::new();
+        let mut record = |m: Bytes| {
+            let b = RowsBatch::decode(&m[8..]).unwrap();
+            out.push((m.len() - 8, b.rows.len(), b.end));
+        };
+        for row in rows {
+            if enc.is_full() {
+                record(enc.finish(RowsEnd::Part).unwrap());
+            }
+            enc.push_row(row).unwrap();
+        }
+        // C checks before the step that reports the end, too.
+        if enc.is_full() {
+            record(enc.finish(RowsEnd::Part).unwrap());
+        }
+        record(enc.finish(RowsEnd::Done).unwrap());
+        out
+    }
+
+    fn int_text_rows(n: usize, text: &str) -> Vec<Row> {
+        (0..n)
+            .map(|i| vec![Value::Integer(i as i64), Value::Text(text.into())])
+            .collect()
+    }
+
+    // Numbers from wire-observed-c-1.11.md §2.
+    #[test]
+    fn c_batches_200_rows_of_32_bytes() {
+        let mut enc = RowsEncoder::new(&["n", "s"]).unwrap();
+        let got = batches(&mut enc, &int_text_rows(200, "abcdefgh"));
+        assert_eq!(got, [(4096, 127, RowsEnd::Part), (2368, 73, RowsEnd::Done)]);
+    }
+
+    #[test]
+    fn c_batches_1000_rows() {
+        let mut enc = RowsEncoder::new(&["n", "s"]).unwrap();
+        let got = batches(&mut enc, &int_text_rows(1000, "row-00001"));
+        let mut want = vec![(4096, 127, RowsEnd::Part); 7];
+        want.push((3584, 111, RowsEnd::Done));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn c_batches_exactly_full_batch_is_part_then_empty_done() {
+        let mut enc = RowsEncoder::new(&["n", "s"]).unwrap();
+        let got = batches(&mut enc, &int_text_rows(127, "abcdefgh"));
+        assert_eq!(got, [(4096, 127, RowsEnd::Part), (32, 0, RowsEnd::Done)]);
+    }
+
+    #[test]
+    fn c_batches_one_row_of_255_columns() {
+        let names: Vec<String> = (0..255).map(|i| format!("c{i}")).collect();
+        let mut enc = RowsEncoder::new(&names).unwrap();
+        // 255 values whose sizes give C's 4528-byte first batch: 2048 column header,
+        // 128-byte nibble header, 2344 bytes of values.
+        let mut row = vec![Value::Integer(1); 255];
+        row[0] = Value::Text("x".repeat(2344 - 254 * 8 - 1));
+        let got = batches(&mut enc, &[row]);
+        assert_eq!(got, [(4528, 1, RowsEnd::Part), (2056, 0, RowsEnd::Done)]);
+    }
+
+    #[test]
+    fn reader_knows_the_end_before_reading_rows() {
+        let mut enc = RowsEncoder::new(&["a"]).unwrap();
+        enc.push_row(&[ValueRef::Text("x")]).unwrap();
+        let m = enc.finish(RowsEnd::Part).unwrap();
+        let mut r = RowsReader::new(&m[8..]).unwrap();
+        assert_eq!(r.end(), RowsEnd::Part);
+        assert_eq!(r.columns(), ["a"]);
+        assert_eq!(r.next_row().unwrap(), Some(vec![ValueRef::Text("x")]));
+        assert_eq!(r.next_row().unwrap(), None);
+        assert_eq!(r.rows_read(), 1);
+    }
+
+    #[test]
+    fn bad_marker_and_trailing_bytes() {
+        let mut body = Vec::new();
+        put_columns(&mut body, &["a"]);
+        body.extend_from_slice(&[0x11; 8]);
+        let e = RowsReader::new(&body).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::BadMarker(0x1111_1111_1111_1111));
+        // A marker in the middle, then another one.
+        let mut body = Vec::new();
+        put_columns(&mut body, &["a"]);
+        body.extend_from_slice(&ROWS_DONE.to_le_bytes());
+        body.extend_from_slice(&ROWS_DONE.to_le_bytes());
+        let e = RowsBatch::decode(&body).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::TrailingBytes(8));
+    }
+
+    #[test]
+    fn zero_columns() {
+        let b = RowsBatch {
+            columns: vec![],
+            rows: vec![],
+            end: RowsEnd::Done,
+        };
+        let mut body = Vec::new();
+        b.put(&mut body);
+        assert_eq!(body.len(), b.encoded_len().unwrap());
+        assert_eq!(RowsBatch::decode(&body).unwrap(), b);
+        // Zero columns and a non-marker word: an error, not an endless stream of empty rows.
+        let mut body = vec![0u8; 8];
+        body.extend_from_slice(&[0; 8]);
+        body.extend_from_slice(&ROWS_DONE.to_le_bytes());
+        assert!(RowsBatch::decode(&body).is_err());
+    }
+
+    #[test]
+    fn push_row_checks_column_count() {
+        let mut enc = RowsEncoder::new(&["a", "b"]).unwrap();
+        assert_eq!(
+            enc.push_row(&[Value::Null]),
+            Err(EncodeError::ColumnCount {
+                expected: 2,
+                got: 1
+            })
+        );
+    }
+}

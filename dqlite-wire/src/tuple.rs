@@ -1,0 +1,423 @@
+//! Parameter tuples (request schema 0: u8 count, schema 1: u32 count) and row tuples
+//! (4-bit type nibbles), §3.2-§3.4 of the protocol reference.
+
+use bytes::BufMut;
+
+use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::primitive::{Cursor, check_text, pad8};
+use crate::value::{Value, ValueRef, ValueType, params_header_len, value_type};
+
+/// Largest parameter count the schema-0 (u8 count) tuple can carry.
+pub const MAX_SCHEMA0_PARAMS: usize = 255;
+
+/// Which parameter-tuple layout a request should use on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ParamsSchema {
+    /// Schema 0 (u8 count) when there are at most 255 parameters, schema 1 (u32 count)
+    /// otherwise. This is what decoding a schema-0 request yields.
+    #[default]
+    Auto,
+    /// Always schema 1 (u32 count), as sent by newer clients; decoding a schema-1 request
+    /// yields this, so re-encoding it is byte-exact.
+    Wide,
+}
+
+/// The parameter tuple of EXEC, QUERY, EXEC_SQL and QUERY_SQL.
+///
+/// Invariant kept by the codec: `values == None` means the tuple is **absent** from the body
+/// (zero parameters, the form go-dqlite sends); `Some(vec![])` is an explicit header with
+/// count 0. Both mean "no parameters" to a server but encode differently, so they are kept
+/// apart for byte-exact re-encoding. Values must not be [`Value::UnixTime`] (servers reject
+/// type 9 in parameters: encoding fails and decoding reports an error).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Params {
+    /// The values, or `None` when the tuple is omitted.
+    pub values: Option<Vec<Value>>,
+    /// The wire layout.
+    pub schema: ParamsSchema,
+}
+
+impl Params {
+    /// No parameters, tuple omitted (the usual encoding of zero parameters).
+    pub fn omitted() -> Self {
+        Params::default()
+    }
+
+    /// The given values; an empty list omits the tuple, like go-dqlite.
+    pub fn new(values: Vec<Value>) -> Self {
+        if values.is_empty() {
+            Params::omitted()
+        } else {
+            Params::explicit(values)
+        }
+    }
+
+    /// The given values with an explicit tuple header even when empty.
+    pub fn explicit(values: Vec<Value>) -> Self {
+        Params {
+            values: Some(values),
+            schema: ParamsSchema::Auto,
+        }
+    }
+
+    /// The same parameters, always encoded with schema 1 (u32 count).
+    pub fn wide(mut self) -> Self {
+        self.schema = ParamsSchema::Wide;
+        self
+    }
+
+    /// The values (empty when omitted).
+    pub fn values(&self) -> &[Value] {
+        self.values.as_deref().unwrap_or(&[])
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.values().len()
+    }
+
+    /// True when there are no values (omitted or explicitly empty).
+    pub fn is_empty(&self) -> bool {
+        self.values().is_empty()
+    }
+
+    /// True when the tuple is absent from the body.
+    pub fn is_omitted(&self) -> bool {
+        self.values.is_none()
+    }
+
+    /// The header schema byte these parameters are sent with: 1 if [`ParamsSchema::Wide`] or
+    /// more than 255 values, else 0.
+    pub fn header_schema(&self) -> u8 {
+        if self.schema == ParamsSchema::Wide || self.len() > MAX_SCHEMA0_PARAMS {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Checks encodability and returns the encoded size.
+    pub(crate) fn encoded_len(&self, message: &'static str) -> Result<usize, EncodeError> {
+        let Some(values) = &self.values else {
+            return Ok(0);
+        };
+        let count_size = if self.header_schema() == 1 { 4 } else { 1 };
+        let mut len = count_size + params_header_len(count_size, values.len());
+        for (index, v) in values.iter().enumerate() {
+            let v = v.as_ref();
+            match v {
+                ValueRef::UnixTime(_) => {
+                    return Err(EncodeError::UnixTimeParam { message, index });
+                }
+                ValueRef::Text(s) | ValueRef::Iso8601(s) => {
+                    check_text(s, message, || format!("params[{index}]").into())?;
+                }
+                _ => {}
+            }
+            len += v.encoded_len();
+        }
+        Ok(len)
+    }
+
+    /// Writes the tuple (after [`Params::encoded_len`] succeeded).
+    pub(crate) fn put(&self, buf: &mut impl BufMut) {
+        let Some(values) = &self.values else {
+            return;
+        };
+        let count_size = if self.header_schema() == 1 {
+            // The count fits: a Vec cannot hold more than u32::MAX values that each take at
+            // least 8 bytes within a body whose word count is a u32 (checked by the caller).
+            buf.put_u32_le(values.len() as u32);
+            4
+        } else {
+            buf.put_u8(values.len() as u8);
+            1
+        };
+        for v in values {
+            buf.put_u8(v.value_type().code());
+        }
+        buf.put_bytes(
+            0,
+            params_header_len(count_size, values.len()) - values.len(),
+        );
+        for v in values {
+            v.as_ref().put(buf);
+        }
+    }
+}
+
+impl From<Vec<Value>> for Params {
+    fn from(values: Vec<Value>) -> Self {
+        Params::new(values)
+    }
+}
+
+/// Decodes the parameter tuple at the cursor (the rest of the body) for header schema
+/// `schema` (0 or 1). An exhausted body means the tuple is omitted.
+pub(crate) fn decode_params(cur: &mut Cursor<'_>, schema: u8) -> Result<Params, DecodeError> {
+    let wide = schema == 1;
+    let schema = if wide {
+        ParamsSchema::Wide
+    } else {
+        ParamsSchema::Auto
+    };
+    if cur.remaining() == 0 {
+        return Ok(Params {
+            values: None,
+            schema,
+        });
+    }
+    let (count, count_size) = if wide {
+        (cur.u32("params.count")? as u64, 4)
+    } else {
+        (u64::from(cur.u8("params.count")?), 1)
+    };
+    // Each value has a type byte, so the count is bounded by the bytes left.
+    let n = cur.check_count("params.count", count, 1)?;
+    let types_offset = cur.offset();
+    let codes = cur.take("params.types", n)?;
+    cur.skip("params.padding", params_header_len(count_size, n) - n)?;
+    // Each value takes at least one word.
+    let mut values = Vec::with_capacity(n.min(cur.remaining() / 8));
+    for (i, &code) in codes.iter().enumerate() {
+        let ty = value_type(cur, code, || format!("params.types[{i}]"), types_offset + i)?;
+        if ty == ValueType::UnixTime {
+            return Err(DecodeError::new(
+                cur.message(),
+                format!("params.types[{i}]"),
+                types_offset + i,
+                DecodeErrorKind::UnixTimeParam,
+            ));
+        }
+        let v = cur.value(ty, "params").map_err(|mut e| {
+            e.field = format!("params[{i}]").into();
+            e
+        })?;
+        values.push(v.to_value());
+    }
+    Ok(Params {
+        values: Some(values),
+        schema,
+    })
+}
+
+/// Anything that can be viewed as a [`ValueRef`]: lets row encoders take `&[Value]` or
+/// `&[ValueRef]` alike.
+pub trait AsValueRef {
+    /// Borrows the value.
+    fn as_value_ref(&self) -> ValueRef<'_>;
+}
+
+impl AsValueRef for Value {
+    #[inline]
+    fn as_value_ref(&self) -> ValueRef<'_> {
+        self.as_ref()
+    }
+}
+
+impl AsValueRef for ValueRef<'_> {
+    #[inline]
+    fn as_value_ref(&self) -> ValueRef<'_> {
+        *self
+    }
+}
+
+/// Size of the nibble header of a row with `n` columns, padding included.
+#[inline]
+pub(crate) const fn row_header_len(n: usize) -> usize {
+    pad8(n.div_ceil(2))
+}
+
+/// Checks a row for encodability and returns its encoded size.
+pub(crate) fn row_encoded_len<V: AsValueRef>(
+    row: &[V],
+    message: &'static str,
+    row_index: usize,
+) -> Result<usize, EncodeError> {
+    let mut len = row_header_len(row.len());
+    for (c, v) in row.iter().enumerate() {
+        let v = v.as_value_ref();
+        if let Some(s) = v.text() {
+            check_text(s, message, || format!("rows[{row_index}][{c}]").into())?;
+        }
+        len += v.encoded_len();
+    }
+    Ok(len)
+}
+
+/// Writes a row tuple (after [`row_encoded_len`] succeeded).
+#[inline]
+pub(crate) fn put_row<V: AsValueRef>(buf: &mut impl BufMut, row: &[V]) {
+    let mut header = [0u8; 64];
+    let header_len = row_header_len(row.len());
+    if header_len <= header.len() {
+        fill_nibbles(&mut header[..header_len], row);
+        buf.put_slice(&header[..header_len]);
+    } else {
+        let mut header = vec![0u8; header_len];
+        fill_nibbles(&mut header, row);
+        buf.put_slice(&header);
+    }
+    for v in row {
+        v.as_value_ref().put(buf);
+    }
+}
+
+#[inline]
+fn fill_nibbles<V: AsValueRef>(header: &mut [u8], row: &[V]) {
+    for (i, v) in row.iter().enumerate() {
+        let code = v.as_value_ref().value_type().code();
+        header[i / 2] |= if i % 2 == 0 { code } else { code << 4 };
+    }
+}
+
+/// Decodes one row tuple of `columns` values into `out` (cleared first).
+#[inline]
+pub(crate) fn decode_row<'a>(
+    cur: &mut Cursor<'a>,
+    columns: usize,
+    row_index: usize,
+    out: &mut Vec<ValueRef<'a>>,
+) -> Result<(), DecodeError> {
+    out.clear();
+    let header_offset = cur.offset();
+    let header = cur
+        .take("rows.header", row_header_len(columns))
+        .map_err(|mut e| {
+            e.field = format!("rows[{row_index}].header").into();
+            e
+        })?;
+    for c in 0..columns {
+        let byte = header[c / 2];
+        let code = if c % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+        let ty = value_type(
+            cur,
+            code,
+            || format!("rows[{row_index}].types[{c}]"),
+            header_offset + c / 2,
+        )?;
+        let v = cur.value(ty, "rows").map_err(|mut e| {
+            e.field = format!("rows[{row_index}][{c}]").into();
+            e
+        })?;
+        out.push(v);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(p: &Params) -> Vec<u8> {
+        let mut out = Vec::new();
+        let len = p.encoded_len("T").unwrap();
+        p.put(&mut out);
+        assert_eq!(out.len(), len);
+        out
+    }
+
+    #[test]
+    fn worked_example_of_the_reference() {
+        let p = Params::new(vec![Value::Integer(42), Value::Text("hi".into())]);
+        let out = encode(&p);
+        assert_eq!(
+            out,
+            [
+                2, 1, 3, 0, 0, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, b'h', b'i', 0, 0, 0, 0, 0, 0
+            ]
+        );
+        let mut c = Cursor::new(&out, "T");
+        assert_eq!(decode_params(&mut c, 0).unwrap(), p);
+    }
+
+    #[test]
+    fn header_sizes() {
+        assert_eq!(params_header_len(1, 0), 7);
+        assert_eq!(params_header_len(1, 7), 7);
+        assert_eq!(params_header_len(1, 8), 15);
+        assert_eq!(params_header_len(4, 4), 4);
+        assert_eq!(params_header_len(4, 5), 12);
+        assert_eq!(row_header_len(0), 0);
+        assert_eq!(row_header_len(3), 8);
+        assert_eq!(row_header_len(16), 8);
+        assert_eq!(row_header_len(17), 16);
+    }
+
+    #[test]
+    fn omitted_vs_empty() {
+        let omitted = Params::omitted();
+        assert!(encode(&omitted).is_empty());
+        let empty = Params::explicit(vec![]);
+        assert_eq!(encode(&empty), [0; 8]);
+        let mut c = Cursor::new(&[], "T");
+        assert_eq!(decode_params(&mut c, 0).unwrap(), omitted);
+        let mut c = Cursor::new(&[0; 8], "T");
+        assert_eq!(decode_params(&mut c, 0).unwrap(), empty);
+        let mut c = Cursor::new(&[0; 8], "T");
+        assert_eq!(decode_params(&mut c, 1).unwrap(), empty.clone().wide());
+    }
+
+    #[test]
+    fn schema1_chosen_above_255() {
+        let p = Params::new(vec![Value::Null; 256]);
+        assert_eq!(p.header_schema(), 1);
+        let out = encode(&p);
+        assert_eq!(&out[..4], &256u32.to_le_bytes());
+        let mut c = Cursor::new(&out, "T");
+        assert_eq!(decode_params(&mut c, 1).unwrap(), p.clone().wide());
+        assert_eq!(Params::new(vec![Value::Null; 255]).header_schema(), 0);
+    }
+
+    #[test]
+    fn unixtime_param_is_rejected_both_ways() {
+        let p = Params::new(vec![Value::Integer(1), Value::UnixTime(5)]);
+        assert_eq!(
+            p.encoded_len("EXEC"),
+            Err(EncodeError::UnixTimeParam {
+                message: "EXEC",
+                index: 1
+            })
+        );
+        let body = [1u8, 9, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
+        let mut c = Cursor::new(&body, "EXEC");
+        let e = decode_params(&mut c, 0).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::UnixTimeParam);
+        assert_eq!(e.offset, 1);
+    }
+
+    #[test]
+    fn huge_params32_count_is_rejected_without_allocating() {
+        let mut body = vec![0xff, 0xff, 0xff, 0xff, 1, 1, 1, 1];
+        body.extend_from_slice(&[0; 8]);
+        let mut c = Cursor::new(&body, "EXEC_SQL");
+        let e = decode_params(&mut c, 1).unwrap_err();
+        assert!(matches!(e.kind, DecodeErrorKind::CountTooLarge { .. }));
+    }
+
+    #[test]
+    fn row_nibbles() {
+        let row = [ValueRef::Integer(1), ValueRef::Text("x"), ValueRef::Null];
+        let mut out = Vec::new();
+        let len = row_encoded_len(&row, "ROWS", 0).unwrap();
+        put_row(&mut out, &row);
+        assert_eq!(out.len(), len);
+        assert_eq!(&out[..8], &[0x31, 0x05, 0, 0, 0, 0, 0, 0]);
+        let mut c = Cursor::new(&out, "ROWS");
+        let mut got = Vec::new();
+        decode_row(&mut c, 3, 0, &mut got).unwrap();
+        assert_eq!(got, row);
+    }
+
+    #[test]
+    fn wide_rows_use_a_heap_header() {
+        let row = vec![Value::Integer(7); 300];
+        let mut out = Vec::new();
+        put_row(&mut out, &row);
+        let mut c = Cursor::new(&out, "ROWS");
+        let mut got = Vec::new();
+        decode_row(&mut c, 300, 0, &mut got).unwrap();
+        assert_eq!(got.len(), 300);
+        assert!(got.iter().all(|v| *v == ValueRef::Integer(7)));
+    }
+}

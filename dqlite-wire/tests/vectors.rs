@@ -83,18 +83,18 @@ fn check_frame(who: &str, bytes: &[u8], v: &Json, r: &mut Report) -> Option<Head
         );
         return None;
     }
-    if let Some(t) = v.get("type").and_then(Json::as_u64) {
-        if t != u64::from(header.type_code) {
-            r.fail(
-                who,
-                format!("type {t} but header says {}", header.type_code),
-            );
-        }
+    if let Some(t) = v.get("type").and_then(Json::as_u64)
+        && t != u64::from(header.type_code)
+    {
+        r.fail(
+            who,
+            format!("type {t} but header says {}", header.type_code),
+        );
     }
-    if let Some(s) = v.get("schema").and_then(Json::as_u64) {
-        if s != u64::from(header.schema) {
-            r.fail(who, format!("schema {s} but header says {}", header.schema));
-        }
+    if let Some(s) = v.get("schema").and_then(Json::as_u64)
+        && s != u64::from(header.schema)
+    {
+        r.fail(who, format!("schema {s} but header says {}", header.schema));
     }
     Some(header)
 }

@@ -28,6 +28,8 @@ pub mod frame;
 pub mod index;
 mod io_thread;
 pub mod log_store;
+pub mod network;
+pub mod node;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot;
@@ -50,11 +52,19 @@ impl<T> LogTypes for T where T: RaftTypeConfig<Entry = Entry<T>, D: Clone> {}
 /// Implemented automatically for every matching configuration; declare yours with
 /// `openraft::declare_raft_types!` (see the crate example).
 pub trait TypeConfig:
-    LogTypes<SnapshotData = snapshot::SnapshotFile, AsyncRuntime = openraft::TokioRuntime>
+    LogTypes<
+        SnapshotData = snapshot::SnapshotFile,
+        AsyncRuntime = openraft::TokioRuntime,
+        Responder = openraft::impls::OneshotResponder<Self>,
+    >
 {
 }
 
 impl<T> TypeConfig for T where
-    T: LogTypes<SnapshotData = snapshot::SnapshotFile, AsyncRuntime = openraft::TokioRuntime>
+    T: LogTypes<
+            SnapshotData = snapshot::SnapshotFile,
+            AsyncRuntime = openraft::TokioRuntime,
+            Responder = openraft::impls::OneshotResponder<T>,
+        >
 {
 }

@@ -1,5 +1,7 @@
 //! openraft's storage conformance suite on [`LogStore`] + [`StateMachineStore`].
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use dqlite_raft::log_store::{LogConfig, LogStore};
 use dqlite_raft::state_machine::StateMachineStore;
 use dqlite_raft::testing::{DigestStateMachine, TestConfig};

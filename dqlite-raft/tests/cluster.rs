@@ -1,0 +1,238 @@
+//! A 3-member cluster over real TCP on 127.0.0.1, each member on its own tokio runtime:
+//! election, 10,000 replicated entries, leader killed and restarted, a member caught up by
+//! snapshot after the leader purged the entries it misses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dqlite_raft::network::{NetConfig, TcpConnector, serve_listener};
+use dqlite_raft::node::{NodeOptions, RaftNode};
+use dqlite_raft::testing::{Digest, DigestStateMachine, TestConfig};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use tokio::runtime::Runtime;
+
+type Node = RaftNode<TestConfig, DigestStateMachine>;
+
+struct Member {
+    id: u64,
+    addr: SocketAddr,
+    dir: PathBuf,
+    rt: Option<Runtime>,
+    node: Option<Node>,
+}
+
+fn options() -> NodeOptions {
+    let mut o = NodeOptions::default();
+    // Snapshot often so that the test exercises purge and snapshot install.
+    o.raft.snapshot_policy = SnapshotPolicy::LogsSinceLast(1500);
+    o.raft.max_in_snapshot_log_to_keep = 200;
+    // Debug builds on two busy cores: be tolerant with elections.
+    o.raft.election_timeout_min = 600;
+    o.raft.election_timeout_max = 1200;
+    o.raft.heartbeat_interval = 150;
+    o.log.segment_size = 256 << 10;
+    o
+}
+
+impl Member {
+    fn start(id: u64, dir: PathBuf, addr: Option<SocketAddr>) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (node, addr) = rt.block_on(async {
+            let listener =
+                tokio::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))
+                    .await
+                    .unwrap();
+            let addr = listener.local_addr().unwrap();
+            let node = Node::start(
+                id,
+                &dir,
+                options(),
+                DigestStateMachine::default(),
+                TcpConnector::default(),
+            )
+            .await
+            .unwrap();
+            tokio::spawn(serve_listener(
+                node.raft().clone(),
+                listener,
+                NetConfig::default(),
+            ));
+            (node, addr)
+        });
+        Member {
+            id,
+            addr,
+            dir,
+            rt: Some(rt),
+            node: Some(node),
+        }
+    }
+
+    fn node(&self) -> &Node {
+        self.node.as_ref().unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.as_ref().unwrap().block_on(f)
+    }
+
+    /// Stops the member: openraft shut down, the runtime (listener, connections) dropped.
+    fn kill(&mut self) {
+        let node = self.node.take().unwrap();
+        let rt = self.rt.take().unwrap();
+        rt.block_on(node.shutdown()).unwrap();
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
+
+    fn digest(&self) -> Digest {
+        self.block_on(self.node().state_machine().with_state(|s| s.digest))
+    }
+
+    fn applied(&self) -> u64 {
+        self.node()
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index)
+    }
+}
+
+fn leader_among(members: &[&Member]) -> u64 {
+    for _ in 0..200 {
+        for m in members {
+            let met = m.node().metrics().borrow().clone();
+            if met.state == ServerState::Leader {
+                return m.id;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no leader elected within 10 s");
+}
+
+/// Proposes `n` entries on `m` from 64 concurrent tasks; returns the highest log index.
+fn propose_many(m: &Member, start: u64, n: u64) -> u64 {
+    let raft = m.node().raft().clone();
+    m.block_on(async move {
+        let mut tasks = Vec::new();
+        for t in 0..64u64 {
+            let raft = raft.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut last = 0;
+                let mut i = start + t;
+                while i < start + n {
+                    let r = raft.client_write(i.to_le_bytes().to_vec()).await.unwrap();
+                    last = last.max(r.log_id.index);
+                    i += 64;
+                }
+                last
+            }));
+        }
+        let mut last = 0;
+        for t in tasks {
+            last = last.max(t.await.unwrap());
+        }
+        last
+    })
+}
+
+fn wait_applied(members: &[&Member], index: u64) {
+    for _ in 0..400 {
+        if members.iter().all(|m| m.applied() >= index) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got: Vec<_> = members.iter().map(|m| (m.id, m.applied())).collect();
+    panic!("members did not apply up to {index} within 20 s: {got:?}");
+}
+
+#[test]
+fn three_members_replicate_survive_leader_restart_and_catch_up_by_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ms: Vec<Member> = (1..=3)
+        .map(|id| Member::start(id, tmp.path().join(format!("n{id}")), None))
+        .collect();
+    let members: BTreeMap<u64, BasicNode> = ms
+        .iter()
+        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
+        .collect();
+    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
+
+    // Election and 10,000 entries.
+    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let li = (leader - 1) as usize;
+    let last = propose_many(&ms[li], 0, 10_000);
+    wait_applied(&ms.iter().collect::<Vec<_>>(), last);
+    let d = ms[0].digest();
+    assert_eq!(d.count, 10_000);
+    assert!(ms.iter().all(|m| m.digest() == d), "replicas diverge");
+
+    // Kill the leader; the other two elect a new one and keep committing.
+    let old_last = ms[li].node().metrics().borrow().last_log_index.unwrap_or(0);
+    ms[li].kill();
+    let rest: Vec<&Member> = ms.iter().filter(|m| m.node.is_some()).collect();
+    let new_leader = leader_among(&rest);
+    assert_ne!(new_leader, leader);
+    let nl = (new_leader - 1) as usize;
+    let last2 = propose_many(&ms[nl], 10_000, 4_000);
+    wait_applied(
+        &ms.iter().filter(|m| m.node.is_some()).collect::<Vec<_>>(),
+        last2,
+    );
+
+    // Make sure the entries the old leader misses are purged on the new leader, so that only a
+    // snapshot can bring it up to date.
+    ms[nl].block_on(ms[nl].node().trigger_snapshot()).unwrap();
+    let mut purged = 0;
+    for _ in 0..200 {
+        purged = ms[nl]
+            .node()
+            .metrics()
+            .borrow()
+            .purged
+            .map_or(0, |p| p.index);
+        if purged > old_last {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        purged > old_last,
+        "leader purged only up to {purged}, old leader has {old_last}"
+    );
+
+    // Restart the old leader on its old address and data: it catches up via snapshot.
+    let (dir, addr) = (ms[li].dir.clone(), ms[li].addr);
+    ms[li] = Member::start(leader, dir, Some(addr));
+    let report = ms[li].node().recovery_report().clone();
+    assert!(report.torn_tail.is_none(), "{report:?}");
+    wait_applied(&ms.iter().collect::<Vec<_>>(), last2);
+    let d = ms[nl].digest();
+    assert_eq!(d.count, 14_000);
+    for m in &ms {
+        assert_eq!(m.digest(), d, "member {} diverges", m.id);
+    }
+    let snap = ms[li]
+        .node()
+        .metrics()
+        .borrow()
+        .snapshot
+        .map_or(0, |s| s.index);
+    assert!(
+        snap > old_last,
+        "restarted member has no newer snapshot ({snap} <= {old_last})"
+    );
+
+    for m in &mut ms {
+        m.kill();
+    }
+}

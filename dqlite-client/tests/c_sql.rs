@@ -1,0 +1,643 @@
+//! SQL against a real 3-node C dqlite cluster (Debian `dqlite-demo`), through the library and
+//! through the `dqlite` shell. One cluster is shared by every case; each case uses its own
+//! database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use dqlite_client::{Client, Value, params};
+use futures::StreamExt;
+use support::{CCluster, Case, run_cases, start_cluster, test_config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_cluster_sql_and_shell() {
+    let (mut cluster, client) = start_cluster(3).await;
+    let servers = cluster.servers();
+    let leader = client.leader().await.unwrap().expect("a leader").address;
+    let follower = servers.iter().find(|s| **s != leader).unwrap().clone();
+
+    let c = || client.clone();
+    let cases: Vec<Case> = vec![
+        ("value_types", Box::pin(value_types(c()))),
+        ("streaming_10000_rows", Box::pin(streaming(c()))),
+        ("prepared_statements", Box::pin(prepared(c()))),
+        ("transactions", Box::pin(transactions(c()))),
+        ("errors_keep_connection_usable", Box::pin(errors(c()))),
+        ("interrupt", Box::pin(interrupt(c()))),
+        ("multi_statement_exec", Box::pin(multi_statement(c()))),
+        ("pool", Box::pin(pool(c()))),
+        (
+            "leader_discovery_via_follower",
+            Box::pin(via_follower(follower.clone(), leader.clone())),
+        ),
+        (
+            "shell_one_shot",
+            Box::pin(shell_one_shot(servers.join(","), leader.clone())),
+        ),
+        (
+            "shell_interactive",
+            Box::pin(shell_interactive(servers.join(","))),
+        ),
+        ("shell_no_leader_is_bounded", Box::pin(shell_no_leader())),
+    ];
+    run_cases(cases).await;
+    drop(client);
+    stop(&mut cluster);
+}
+
+fn stop(cluster: &mut CCluster) {
+    for n in &mut cluster.nodes {
+        n.kill();
+    }
+}
+
+async fn value_types(client: Client) {
+    let mut db = client.open("values").await.unwrap();
+    db.exec(
+        "CREATE TABLE v (i INTEGER, f REAL, t TEXT, b BLOB, n, d DATETIME, u DATETIME, \
+         bo BOOLEAN, nb BOOLEAN, nd DATETIME)",
+        (),
+    )
+    .await
+    .unwrap();
+    let blob: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let sent = vec![
+        Value::Integer(i64::MIN),
+        Value::Float(-1.5e300),
+        Value::Text("héllo ✓ 'quoted'".into()),
+        Value::Blob(blob.clone()),
+        Value::Null,
+        Value::Iso8601("2024-01-02 03:04:05".into()),
+        // UNIXTIME cannot be a parameter: the client sends the integer it holds.
+        Value::UnixTime(1_700_000_000),
+        Value::Boolean(true),
+        Value::Null,
+        Value::Null,
+    ];
+    let r = db
+        .exec("INSERT INTO v VALUES (?,?,?,?,?,?,?,?,?,?)", sent.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected, 1);
+    assert_eq!(r.last_insert_id, 1);
+    db.exec(
+        "INSERT INTO v (i, f, t, b, bo) VALUES (?, ?, ?, ?, ?)",
+        params![i64::MAX, f64::INFINITY, "", Vec::<u8>::new(), false],
+    )
+    .await
+    .unwrap();
+
+    // What C stored: storage classes as SQLite sees them.
+    let types = db
+        .query_all(
+            "SELECT typeof(i), typeof(f), typeof(t), typeof(b), typeof(n), typeof(d), \
+             typeof(u), typeof(bo), typeof(nb), typeof(nd) FROM v WHERE rowid = 1",
+            (),
+        )
+        .await
+        .unwrap();
+    let types: Vec<String> = types[0]
+        .values()
+        .iter()
+        .map(|v| v.get(0).unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "integer", "real", "text", "blob", "null", "text", "integer", "integer", "null", "null"
+        ]
+    );
+
+    // And how it comes back, typed by the declared column types.
+    let rows = db
+        .query_all("SELECT * FROM v ORDER BY rowid", ())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let got = rows[0].values();
+    assert_eq!(got[0], Value::Integer(i64::MIN));
+    assert_eq!(got[1], Value::Float(-1.5e300));
+    assert_eq!(got[2], Value::Text("héllo ✓ 'quoted'".into()));
+    assert_eq!(got[3], Value::Blob(blob));
+    assert_eq!(got[4], Value::Null);
+    assert_eq!(got[5], Value::Iso8601("2024-01-02 03:04:05".into()));
+    assert_eq!(got[6], Value::UnixTime(1_700_000_000));
+    assert_eq!(got[7], Value::Boolean(true));
+    assert_eq!(
+        got[8],
+        Value::Boolean(false),
+        "NULL in a BOOLEAN column comes back false"
+    );
+    assert_eq!(
+        got[9],
+        Value::Iso8601(String::new()),
+        "NULL in a DATETIME column is ''"
+    );
+    assert_eq!(rows[0].get::<Option<String>>(9).unwrap(), None);
+    assert_eq!(rows[0].get_by_name::<i64>("u").unwrap(), 1_700_000_000);
+    let second = rows[1].values();
+    assert_eq!(second[0], Value::Integer(i64::MAX));
+    assert_eq!(second[1], Value::Float(f64::INFINITY));
+    assert_eq!(second[2], Value::Text(String::new()));
+    assert_eq!(second[3], Value::Blob(vec![]));
+    assert_eq!(second[7], Value::Boolean(false));
+
+    // Expressions keep their storage class; parameters of every type round-trip through SELECT.
+    let echo = db
+        .query_all(
+            "SELECT ?, ?, ?, ?, ?, ?, ?",
+            params![
+                42,
+                0.25,
+                "x",
+                vec![1u8, 2],
+                None::<i64>,
+                true,
+                Value::Iso8601("2020-02-02".into())
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        echo[0].values(),
+        &[
+            Value::Integer(42),
+            Value::Float(0.25),
+            Value::Text("x".into()),
+            Value::Blob(vec![1, 2]),
+            Value::Null,
+            Value::Integer(1),
+            Value::Text("2020-02-02".into()),
+        ]
+    );
+    // A SystemTime goes as ISO-8601 text SQLite understands.
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(86_400);
+    let v = db
+        .query_value("SELECT strftime('%s', ?)", params![t])
+        .await
+        .unwrap();
+    assert_eq!(v, Value::Text("86400".into()));
+}
+
+async fn streaming(client: Client) {
+    let mut db = client.open("stream").await.unwrap();
+    db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT)", ())
+        .await
+        .unwrap();
+    let r = db
+        .exec(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000) \
+             INSERT INTO big SELECT x, printf('row-%05d', x) FROM c",
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected, 10_000);
+    let mut rows = db
+        .query("SELECT id, v FROM big ORDER BY id", ())
+        .await
+        .unwrap();
+    assert_eq!(rows.columns(), ["id", "v"]);
+    let mut n = 0i64;
+    while let Some(row) = rows.next().await {
+        let row = row.unwrap();
+        n += 1;
+        assert_eq!(row.get::<i64>(0).unwrap(), n);
+        assert_eq!(row.get::<String>(1).unwrap(), format!("row-{n:05}"));
+    }
+    assert_eq!(n, 10_000);
+    drop(rows);
+    // The connection is idle again.
+    assert_eq!(
+        db.query_value("SELECT count(*) FROM big", ())
+            .await
+            .unwrap(),
+        Value::Integer(10_000)
+    );
+}
+
+async fn prepared(client: Client) {
+    let mut db = client.open("prepared").await.unwrap();
+    db.exec("CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT)", ())
+        .await
+        .unwrap();
+    let mut ins = db
+        .prepare("INSERT INTO p (id, name) VALUES (?, ?)")
+        .await
+        .unwrap();
+    assert_eq!(ins.param_count(), 2);
+    for i in 1..=50 {
+        let r = db
+            .exec_prepared(&mut ins, params![i, format!("n{i}")])
+            .await
+            .unwrap();
+        assert_eq!(r.last_insert_id, i as u64);
+    }
+    let mut sel = db.prepare("SELECT name FROM p WHERE id = ?").await.unwrap();
+    for i in [1, 25, 50] {
+        let rows = db
+            .query_prepared(&mut sel, params![i])
+            .await
+            .unwrap()
+            .collect_all()
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<String>(0).unwrap(), format!("n{i}"));
+    }
+    let none = db
+        .query_prepared(&mut sel, params![999])
+        .await
+        .unwrap()
+        .collect_all()
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    db.finalize(sel).await.unwrap();
+    db.finalize(ins).await.unwrap();
+    // A statement with a syntax error fails to prepare and the connection stays usable.
+    let e = db.prepare("SELEC 1").await.unwrap_err();
+    assert_eq!(e.code(), Some(1), "{e}");
+    let mut again = db.prepare("SELECT count(*) FROM p").await.unwrap();
+    let rows = db
+        .query_prepared(&mut again, ())
+        .await
+        .unwrap()
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<i64>(0).unwrap(), 50);
+    db.finalize(again).await.unwrap();
+}
+
+async fn count(db: &mut dqlite_client::Database, table: &str) -> i64 {
+    db.query_value(&format!("SELECT count(*) FROM {table}"), ())
+        .await
+        .unwrap()
+        .get(0)
+        .unwrap()
+}
+
+async fn transactions(client: Client) {
+    let mut db = client.open("tx").await.unwrap();
+    db.exec("CREATE TABLE t (x INTEGER)", ()).await.unwrap();
+
+    let mut tx = db.transaction().await.unwrap();
+    tx.exec("INSERT INTO t VALUES (1)", ()).await.unwrap();
+    tx.exec("INSERT INTO t VALUES (2)", ()).await.unwrap();
+    let inside = tx.query_all("SELECT count(*) FROM t", ()).await.unwrap();
+    assert_eq!(inside[0].get::<i64>(0).unwrap(), 2);
+    tx.commit().await.unwrap();
+    assert_eq!(count(&mut db, "t").await, 2);
+
+    let mut tx = db.transaction().await.unwrap();
+    tx.exec("INSERT INTO t VALUES (3)", ()).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(count(&mut db, "t").await, 2);
+
+    // Dropped without commit: rolled back before the next request.
+    {
+        let mut tx = db.transaction().await.unwrap();
+        tx.exec("INSERT INTO t VALUES (4)", ()).await.unwrap();
+        assert!(tx.exec("INSERT INTO nope VALUES (1)", ()).await.is_err());
+    }
+    assert_eq!(count(&mut db, "t").await, 2);
+    assert!(!db.in_transaction());
+
+    // Another connection does not see uncommitted rows.
+    let mut other = client.open("tx").await.unwrap();
+    let mut tx = db.transaction().await.unwrap();
+    tx.exec("INSERT INTO t VALUES (5)", ()).await.unwrap();
+    assert_eq!(count(&mut other, "t").await, 2);
+    tx.commit().await.unwrap();
+    assert_eq!(count(&mut other, "t").await, 3);
+}
+
+async fn errors(client: Client) {
+    let mut db = client.open("errors").await.unwrap();
+    db.exec(
+        "CREATE TABLE e (k TEXT UNIQUE NOT NULL, n INTEGER CHECK (n >= 0))",
+        (),
+    )
+    .await
+    .unwrap();
+    db.exec("INSERT INTO e VALUES ('a', 1)", ()).await.unwrap();
+    let cases: Vec<(&str, u64, &str)> = vec![
+        (
+            "INSERT INTO e VALUES ('a', 2)",
+            2067,
+            "UNIQUE constraint failed: e.k",
+        ),
+        (
+            "INSERT INTO e VALUES (NULL, 2)",
+            1299,
+            "NOT NULL constraint failed: e.k",
+        ),
+        (
+            "INSERT INTO e VALUES ('b', -1)",
+            275,
+            "CHECK constraint failed",
+        ),
+        ("INSERT INTO nope VALUES (1)", 1, "no such table: nope"),
+        ("CREAT TABLE x (y)", 1, "syntax error"),
+    ];
+    for (sql, code, msg) in cases {
+        let e = db.exec(sql, ()).await.unwrap_err();
+        assert_eq!(e.code(), Some(code), "{sql}: {e}");
+        assert!(e.message().unwrap().contains(msg), "{sql}: {e}");
+        assert!(!e.is_retryable() && !e.is_connection_error() && !e.is_outcome_unknown());
+        assert_eq!(e.node(), db.node(), "the error names the node");
+        // Still usable.
+        assert_eq!(count(&mut db, "e").await, 1);
+    }
+    // Query errors: at prepare time, and while stepping (C prefixes that FAILURE with the
+    // batch's column header; the client must still see the real code and message).
+    let e = db.query_all("SELECT * FROM nope", ()).await.unwrap_err();
+    assert_eq!(e.code(), Some(1));
+    let e = db
+        .query_all("SELECT abs(-9223372036854775807 - 1) AS boom", ())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        (Some(1), Some("integer overflow")),
+        "{e}"
+    );
+    let e = db
+        .query_all("SELECT k, abs(-9223372036854775807 - 1 + n - 1) FROM e", ())
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), Some("integer overflow"), "{e}");
+    // Too many parameters for the statement.
+    assert!(
+        db.exec("INSERT INTO e VALUES (?, ?)", params!["c", 1, 2])
+            .await
+            .is_err()
+    );
+    assert_eq!(count(&mut db, "e").await, 1);
+}
+
+async fn interrupt(client: Client) {
+    let mut db = client.open("interrupt").await.unwrap();
+    db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT)", ())
+        .await
+        .unwrap();
+    db.exec(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) \
+         INSERT INTO big SELECT x, printf('value-%08d', x) FROM c",
+        (),
+    )
+    .await
+    .unwrap();
+    // Read one row, then interrupt explicitly.
+    let mut rows = db.query("SELECT * FROM big", ()).await.unwrap();
+    let first = rows.next().await.unwrap().unwrap();
+    assert_eq!(first.get::<i64>(0).unwrap(), 1);
+    rows.interrupt().await.unwrap();
+    assert_eq!(count(&mut db, "big").await, 5000);
+    // Drop a stream half-way: the next request drains it first.
+    {
+        let mut rows = db.query("SELECT * FROM big", ()).await.unwrap();
+        for _ in 0..300 {
+            rows.next().await.unwrap().unwrap();
+        }
+    }
+    assert_eq!(count(&mut db, "big").await, 5000);
+    // Interrupt while idle is answered too.
+    db.interrupt().await.unwrap();
+    assert_eq!(count(&mut db, "big").await, 5000);
+}
+
+async fn multi_statement(client: Client) {
+    let mut db = client.open("multi").await.unwrap();
+    let r = db
+        .exec(
+            "CREATE TABLE m (x); INSERT INTO m VALUES (1); INSERT INTO m VALUES (2), (3);",
+            (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected, 2, "counters of the last statement");
+    assert_eq!(count(&mut db, "m").await, 3);
+    // The first failing statement stops the rest.
+    assert!(
+        db.exec(
+            "INSERT INTO m VALUES (4); INSERT INTO nope VALUES (5); INSERT INTO m VALUES (6)",
+            ()
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(count(&mut db, "m").await, 4);
+}
+
+async fn pool(client: Client) {
+    let mut db = client.open("pool").await.unwrap();
+    db.exec("CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT)", ())
+        .await
+        .unwrap();
+    for i in 0..20 {
+        db.exec("INSERT INTO kv VALUES (?, ?)", params![i, format!("v{i}")])
+            .await
+            .unwrap();
+    }
+    let pool = client.pool("pool", 3);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let mut conn = pool.get().await.unwrap();
+                let v = conn
+                    .query_value("SELECT v FROM kv WHERE k = ?", params![(i + t) % 20])
+                    .await
+                    .unwrap();
+                assert_eq!(v, Value::Text(format!("v{}", (i + t) % 20)));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(pool.idle_count() <= 3 && pool.idle_count() >= 1);
+}
+
+async fn via_follower(follower: String, leader: String) {
+    let client = Client::connect_with([follower.clone()], test_config())
+        .await
+        .unwrap();
+    let mut db = client.open("follower").await.unwrap();
+    assert_eq!(
+        db.node(),
+        Some(leader.as_str()),
+        "asked {follower}, got to the leader"
+    );
+    db.exec("CREATE TABLE f (x)", ()).await.unwrap();
+    // The store learned every member from CLUSTER.
+    assert_eq!(client.members().len(), 3);
+}
+
+fn shell(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dqlite"))
+        .args(args)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+async fn shell_one_shot(servers: String, leader: String) {
+    tokio::task::spawn_blocking(move || {
+        let s = servers.as_str();
+        let out = shell(&[
+            "-s",
+            s,
+            "shelldb",
+            "CREATE TABLE s (id INTEGER PRIMARY KEY, name TEXT); \
+             INSERT INTO s (name) VALUES ('a;b'), ('c''d'); SELECT id, name FROM s ORDER BY id",
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(stdout, "id | name\n---+-----\n 1 | a;b\n 2 | c'd\n");
+
+        let out = shell(&[
+            "-s",
+            s,
+            "shelldb",
+            "--format",
+            "json",
+            "SELECT * FROM s WHERE id = 2",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v, serde_json::json!([{"id": 2, "name": "c'd"}]));
+
+        let out = shell(&[
+            "-s",
+            s,
+            "shelldb",
+            "-f",
+            "csv",
+            "SELECT name FROM s ORDER BY id",
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "name\na;b\nc'd\n");
+
+        // PRAGMA/WITH are queries; a setting PRAGMA (no result columns) still runs.
+        let out = shell(&[
+            "-s",
+            s,
+            "shelldb",
+            "PRAGMA foreign_keys = 1; WITH x(n) AS (VALUES (7)) SELECT n FROM x",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).ends_with("n\n-\n7\n"),
+            "{out:?}"
+        );
+
+        // Errors: message on stderr, exit status 1, statements after the error not run.
+        let out = shell(&[
+            "-s",
+            s,
+            "shelldb",
+            "INSERT INTO s VALUES (1, 'dup'); INSERT INTO s (name) VALUES ('never')",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("UNIQUE constraint failed"), "{stderr}");
+        let out = shell(&["-s", s, "shelldb", "SELECT count(*) AS n FROM s"]);
+        assert!(String::from_utf8_lossy(&out.stdout).ends_with("2\n"));
+
+        // Dot commands.
+        let out = shell(&["-s", s, "shelldb", ".leader"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), leader);
+        let out = shell(&["-s", s, "shelldb", "-f", "json", ".cluster"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), 3);
+        assert!(arr.iter().all(|n| n["role"] == "voter"), "{v}");
+        let out = shell(&["-s", s, "shelldb", &format!(".describe {leader}")]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&leader),
+            "{out:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("copy.db");
+        let out = shell(&["-s", s, "shelldb", &format!(".dump {}", file.display())]);
+        assert!(out.status.success(), "{out:?}");
+        let data = std::fs::read(&file).unwrap();
+        assert!(data.starts_with(b"SQLite format 3\0"));
+        assert!(dir.path().join("copy.db-wal").exists());
+        let out = shell(&["-s", s, "shelldb", ".nonsense"]);
+        assert_eq!(out.status.code(), Some(1));
+    })
+    .await
+    .unwrap();
+}
+
+async fn shell_interactive(servers: String) {
+    tokio::task::spawn_blocking(move || {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dqlite"));
+        cmd.args(["-s", &servers, "interactive"])
+            .env("HOME", home.path());
+        let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line("CREATE TABLE i (x INTEGER, y TEXT);").unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line("INSERT INTO i VALUES (1, 'one;'),").unwrap();
+        p.exp_string("...> ").unwrap();
+        p.send_line("  (2, 'two');").unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line("BEGIN; INSERT INTO i VALUES (3, 'three');")
+            .unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line("ROLLBACK;").unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line("SELECT x, y").unwrap();
+        p.exp_string("...> ").unwrap();
+        p.send_line("FROM i ORDER BY x;").unwrap();
+        p.exp_string("1 | one;").unwrap();
+        p.exp_string("2 | two").unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line("SELECT * FROM missing;").unwrap();
+        p.exp_string("Error: ").unwrap();
+        p.exp_string("no such table: missing").unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line(".help").unwrap();
+        p.exp_string(".transfer").unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line(".cluster").unwrap();
+        p.exp_string("voter").unwrap();
+        p.exp_string("dqlite> ").unwrap();
+        p.send_line(".quit").unwrap();
+        p.exp_eof().unwrap();
+        let history = std::fs::read_to_string(home.path().join(".dqlite_history")).unwrap();
+        assert!(history.contains("ROLLBACK;"), "{history}");
+    })
+    .await
+    .unwrap();
+}
+
+async fn shell_no_leader() {
+    tokio::task::spawn_blocking(|| {
+        // Nothing listens there: the shell gives up after --timeout instead of retrying forever.
+        let port = support::cluster::free_port();
+        let started = Instant::now();
+        let out = shell(&[
+            "-s",
+            &format!("127.0.0.1:{port}"),
+            "--timeout",
+            "1.5",
+            "db",
+            "SELECT 1",
+        ]);
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no dqlite leader found"), "{stderr}");
+        assert!(took < Duration::from_secs(6), "took {took:?}");
+    })
+    .await
+    .unwrap();
+}

@@ -70,6 +70,8 @@ pub(crate) struct Writer<C: RaftTypeConfig> {
     /// Segment holding the newest purge record: it and later ones are never deleted.
     purge_seg: Option<u64>,
     pending_committed: Option<Vec<u8>>,
+    syncs: u64,
+    fail_sync: Option<u64>,
 }
 
 impl<C: RaftTypeConfig> Writer<C> {
@@ -79,6 +81,7 @@ impl<C: RaftTypeConfig> Writer<C> {
         segment_size: u64,
         segments: Vec<SegInfo>,
         max_batch: u64,
+        fail_sync: Option<u64>,
     ) -> Result<Self, StoreError> {
         let segments: VecDeque<SegInfo> = segments.into();
         let active = match segments.back() {
@@ -112,6 +115,8 @@ impl<C: RaftTypeConfig> Writer<C> {
             purged_upto: None,
             purge_seg: None,
             pending_committed: None,
+            syncs: 0,
+            fail_sync,
         })
     }
 
@@ -240,13 +245,26 @@ impl<C: RaftTypeConfig> Writer<C> {
             self.put(&mut buf, FrameKind::Committed, &c)?;
         }
         self.flush(&mut buf)?;
-        if let Some(a) = &self.active {
-            a.file
-                .sync_data()
-                .map_err(|e| StoreError::io("fdatasync", &a.path, e))?;
-        }
+        self.sync_active()?;
         self.batch += 1;
         Ok(())
+    }
+
+    fn sync_active(&mut self) -> Result<(), StoreError> {
+        let Some(a) = &self.active else {
+            return Ok(());
+        };
+        self.syncs += 1;
+        if self.fail_sync == Some(self.syncs) {
+            return Err(StoreError::io(
+                "fdatasync",
+                &a.path,
+                io::Error::other("injected fdatasync failure"),
+            ));
+        }
+        a.file
+            .sync_data()
+            .map_err(|e| StoreError::io("fdatasync", &a.path, e))
     }
 
     fn active_ref(&self) -> Result<&Active, StoreError> {
@@ -292,11 +310,7 @@ impl<C: RaftTypeConfig> Writer<C> {
         }
         if self.active.is_some() {
             self.flush(buf)?;
-            if let Some(a) = &self.active {
-                a.file
-                    .sync_data()
-                    .map_err(|e| StoreError::io("fdatasync", &a.path, e))?;
-            }
+            self.sync_active()?;
         }
         self.roll(len)
     }

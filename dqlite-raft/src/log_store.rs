@@ -37,6 +37,9 @@ pub struct LogConfig {
     /// Bytes of decoded entries kept in memory for readers (replication, apply). Entries not yet
     /// written are always cached regardless. Default 16 MiB.
     pub cache_bytes: usize,
+    /// Fault injection for tests: the n-th `fdatasync` (1-based) of this store fails as if the
+    /// disk had reported an error. `None` (the default) in production.
+    pub fail_sync: Option<u64>,
 }
 
 impl Default for LogConfig {
@@ -44,6 +47,7 @@ impl Default for LogConfig {
         Self {
             segment_size: 16 << 20,
             cache_bytes: 16 << 20,
+            fail_sync: None,
         }
     }
 }
@@ -221,6 +225,7 @@ where
             config.segment_size.max(4096),
             rec.segments,
             rec.max_batch,
+            config.fail_sync,
         )?;
         let (tx, rx) = mpsc::channel();
         let (closed_tx, closed_rx) = mpsc::channel::<()>();

@@ -586,7 +586,9 @@ impl Request {
         Ok(request)
     }
 
-    /// Decodes a complete message (8-byte header + body), e.g. a frame's bytes.
+    /// Decodes a complete message (8-byte header + body), e.g. a frame's bytes. Framing
+    /// errors (message shorter than its header says, or longer) are
+    /// [`RequestError::Malformed`] with offsets relative to the message start.
     pub fn decode_message(message: &[u8]) -> Result<Request, RequestError> {
         let (header, body) = split_message(message, "request").map_err(RequestError::Malformed)?;
         Request::decode(&header, body)

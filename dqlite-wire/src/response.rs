@@ -86,6 +86,12 @@ impl fmt::Display for ResponseType {
 /// the batch's column header and rows, and appended code and message after them (a server bug
 /// this codec reproduces byte for byte when encoding such a value; a correct server sends
 /// `rows_prefix: None`).
+///
+/// Decoding follows the rule of the vectors README: when a FAILURE answering QUERY/QUERY_SQL
+/// does not decode as exactly `code, message`, it is read as `column count, names, rows…`
+/// until the remaining bytes are exactly `u64 code` + one padded text ending the body. The
+/// rule is unambiguous for real codes (below 2^56, so the code word holds a NUL byte); a
+/// code word without any zero byte could make a row look like the trailer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     /// Error code (SQLite extended code or a dqlite code, see
@@ -569,7 +575,8 @@ impl Response {
         Ok(response)
     }
 
-    /// Decodes a complete message (8-byte header + body).
+    /// Decodes a complete message (8-byte header + body). Framing errors (message shorter
+    /// than its header says, or longer) have offsets relative to the message start.
     pub fn decode_message(message: &[u8], ctx: &ResponseContext) -> Result<Response, DecodeError> {
         let (header, body) = split_message(message, "response")?;
         Response::decode(&header, body, ctx)

@@ -410,6 +410,20 @@ mod tests {
     }
 
     #[test]
+    fn unused_nibble_is_ignored_on_decode_and_zeroed_on_encode() {
+        // One column of INTEGER; the high nibble of the header byte is padding.
+        let mut body = vec![0x31, 0xaa, 0, 0, 0, 0, 0, 0];
+        body.extend_from_slice(&7u64.to_le_bytes());
+        let mut c = Cursor::new(&body, "ROWS");
+        let mut got = Vec::new();
+        decode_row(&mut c, 1, 0, &mut got).unwrap();
+        assert_eq!(got, [ValueRef::Integer(7)]);
+        let mut out = Vec::new();
+        put_row(&mut out, &got);
+        assert_eq!(&out[..8], &[0x01, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn wide_rows_use_a_heap_header() {
         let row = vec![Value::Integer(7); 300];
         let mut out = Vec::new();

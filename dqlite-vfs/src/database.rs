@@ -163,9 +163,11 @@ impl Database {
                 })?
         };
         let threshold = self.inner.vfs.config().checkpoint_threshold as usize;
+        // The frames are applied at this point: a failed checkpoint must not turn this
+        // into an error (the caller could apply the entry twice); it is retried later.
         let checkpointed = threshold > 0
             && self.wal_frames() >= threshold
-            && self.checkpoint()? == CheckpointOutcome::Done;
+            && matches!(self.checkpoint(), Ok(CheckpointOutcome::Done));
         Ok(ApplyOutcome {
             was_pending: path == ApplyPath::Leader,
             checkpointed,

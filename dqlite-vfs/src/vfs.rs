@@ -95,6 +95,11 @@ impl Drop for Registration {
 /// Databases are opened with [`Vfs::open_database`], which ties each one to the calling
 /// thread until its [`Database`] handle is dropped. The VFS is unregistered when the last
 /// clone, database handle and connection are gone.
+///
+/// Connections opened directly with SQLite (e.g. `sqlite3_open_v2` with this VFS's name)
+/// are possible on the thread that owns the database, but they are not configured (WAL
+/// mode, no auto-checkpoint, ...) and must be closed before the last `Vfs` clone is
+/// dropped; prefer [`Database::connect`].
 #[derive(Clone)]
 pub struct Vfs {
     pub(crate) reg: Arc<Registration>,

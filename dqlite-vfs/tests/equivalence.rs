@@ -46,6 +46,9 @@ enum Op {
         leader: bool,
     },
     Restore,
+    /// Open (true) or end (false) a long read transaction on a second connection of the
+    /// leader and of the follower; while open, what it reads must not change.
+    HoldReaders(bool),
 }
 
 fn size() -> impl Strategy<Value = u32> {
@@ -81,6 +84,7 @@ fn op() -> impl Strategy<Value = (Op, bool, bool)> {
             }),
         1 => any::<bool>().prop_map(|leader| Op::Checkpoint { leader }),
         1 => Just(Op::Restore),
+        1 => any::<bool>().prop_map(Op::HoldReaders),
     ];
     // (op, abort instead of applying, apply on the follower first)
     (op, prop::bool::weighted(0.15), any::<bool>())
@@ -124,7 +128,7 @@ fn sql(op: &Op) -> Vec<String> {
             v.push(if *commit { "COMMIT" } else { "ROLLBACK" }.into());
             v
         }
-        Op::Checkpoint { .. } | Op::Restore => Vec::new(),
+        Op::Checkpoint { .. } | Op::Restore | Op::HoldReaders(_) => Vec::new(),
     }
 }
 
@@ -189,9 +193,26 @@ fn run_case(ops: Vec<(Op, bool, bool)>) {
         )
         .unwrap();
 
+        // Long readers: (connection, what it saw when its read transaction began).
+        let readers = [c.leader.connect().unwrap(), c.follower.connect().unwrap()];
+        let mut held: Option<[Vec<(String, Vec<Vec<rusqlite::types::Value>>)>; 2]> = None;
         for (i, (op, abort, follower_first)) in ops.iter().enumerate() {
             let what = format!("step {i}: {op:?}");
             match op {
+                Op::HoldReaders(true) if held.is_none() => {
+                    for r in &readers {
+                        r.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master")
+                            .unwrap();
+                    }
+                    held = Some([contents(&readers[0]), contents(&readers[1])]);
+                }
+                Op::HoldReaders(false) if held.is_some() => {
+                    for r in &readers {
+                        r.execute_batch("COMMIT").unwrap();
+                    }
+                    held = None;
+                }
+                Op::HoldReaders(_) => {}
                 Op::Checkpoint { leader } => {
                     let db = if *leader { &c.leader } else { &c.follower };
                     db.checkpoint().unwrap();
@@ -243,6 +264,23 @@ fn run_case(ops: Vec<(Op, bool, bool)>) {
             }
             assert!(!c.leader.has_pending());
             check_same(&c.leader, &c.w, &c.follower, &c.fr, &what);
+            if let Some(seen) = &held {
+                assert_eq!(
+                    contents(&readers[0]),
+                    seen[0],
+                    "leader reader moved: {what}"
+                );
+                assert_eq!(
+                    contents(&readers[1]),
+                    seen[1],
+                    "follower reader moved: {what}"
+                );
+            }
+        }
+        if held.is_some() {
+            for r in &readers {
+                r.execute_batch("COMMIT").unwrap();
+            }
         }
         let snap = c.follower.snapshot();
         c.third.restore(&snap).unwrap();

@@ -195,7 +195,7 @@ fn run_case(ops: Vec<(Op, bool, bool)>) {
 
         // Long readers: (connection, what it saw when its read transaction began).
         let readers = [c.leader.connect().unwrap(), c.follower.connect().unwrap()];
-        let mut held: Option<[Vec<(String, Vec<Vec<rusqlite::types::Value>>)>; 2]> = None;
+        let mut held: Option<[Contents; 2]> = None;
         for (i, (op, abort, follower_first)) in ops.iter().enumerate() {
             let what = format!("step {i}: {op:?}");
             match op {

@@ -22,8 +22,11 @@ pub fn image(db: &Database) -> Vec<u8> {
     db.snapshot().to_bytes()
 }
 
+/// Every row of every table: (table name, rows).
+pub type Contents = Vec<(String, Vec<Vec<Value>>)>;
+
 /// Every row of every table, in a canonical order.
-pub fn contents(conn: &Connection) -> Vec<(String, Vec<Vec<Value>>)> {
+pub fn contents(conn: &Connection) -> Contents {
     let mut stmt = conn
         .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
         .unwrap();

@@ -404,3 +404,42 @@ fn dump_files_and_contiguous_frames_round_trip() {
     }
     assert!(db.memory_usage() >= db.snapshot().len_bytes());
 }
+
+#[test]
+fn huge_transaction_spans_several_wal_index_blocks() {
+    // 17.5 MB: more than 4062 frames, the capacity of the first WAL-index hash block.
+    let vfs = vfs("huge", VfsConfig::default());
+    let db = vfs.open_database("a").unwrap();
+    let f = vfs.open_database("f").unwrap();
+    let w = db.connect().unwrap();
+    replicate(
+        &w,
+        "CREATE TABLE t (x BLOB); INSERT INTO t VALUES (1)",
+        &[&f],
+    )
+    .unwrap();
+    let before = image(&db);
+
+    w.execute("INSERT INTO t VALUES (randomblob(17500000))", [])
+        .unwrap();
+    let frames = w.poll().unwrap();
+    assert!(frames.len() > 4100, "{} frames", frames.len());
+    assert_eq!(count(&w, "t"), 1);
+    assert!(db.abort());
+    assert_eq!(image(&db), before);
+    assert_eq!(integrity(&w), "ok");
+
+    // A smaller transaction reuses the frame slots, then the big one again, applied.
+    replicate(&w, "INSERT INTO t VALUES (2)", &[&f]).unwrap();
+    let frames = replicate(&w, "INSERT INTO t VALUES (randomblob(17500000))", &[&f]).unwrap();
+    assert!(frames.len() > 4100);
+    assert_eq!(count(&w, "t"), 3);
+    let fc = f.connect().unwrap();
+    assert_eq!(count(&fc, "t"), 3);
+    assert_eq!(integrity(&fc), "ok");
+    assert_eq!(image(&db), image(&f));
+    // The threshold was passed: both checkpointed after the apply.
+    assert_eq!(db.wal_frames(), 0);
+    assert_eq!(f.wal_frames(), 0);
+    assert_eq!(db.files().main, f.files().main);
+}

@@ -32,6 +32,10 @@ struct Phase {
     ops_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Requests refused with SQLITE_BUSY ("database is locked"): C 1.x answers a write that
+    /// meets another connection's write at once with it instead of queueing.
+    busy: u64,
+    /// Other failed requests.
     errors: u64,
 }
 
@@ -41,7 +45,7 @@ fn random_text(rng: &mut impl rand::Rng, n: usize) -> String {
         .collect()
 }
 
-fn summarize(mut lat: Vec<Duration>, errors: u64, wall: Duration) -> Phase {
+fn summarize(mut lat: Vec<Duration>, busy: u64, errors: u64, wall: Duration) -> Phase {
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -51,6 +55,7 @@ fn summarize(mut lat: Vec<Duration>, errors: u64, wall: Duration) -> Phase {
         ops_per_s: lat.len() as f64 / wall.as_secs_f64(),
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
+        busy,
         errors,
     }
 }
@@ -80,42 +85,44 @@ async fn rust_phase(
                 })
                 .collect();
             let mut db = client.open("rsbench").await.unwrap();
-            let (mut lat, mut errors, mut written) = (Vec::new(), 0u64, Vec::new());
+            let (mut lat, mut busy, mut errors, mut written) = (Vec::new(), 0u64, 0u64, Vec::new());
             let mut i = w;
             while Instant::now() < deadline {
                 let t0 = Instant::now();
-                let ok = if write {
+                let res: Result<(), dqlite_client::Error> = if write {
                     let k = random_text(&mut rng, 32);
                     let v = &values[rng.random_range(0..values.len())];
                     let r = db.exec(WRITE, params![k.as_str(), v.as_str()]).await;
                     if r.is_ok() {
                         written.push(k);
                     }
-                    r.is_ok()
+                    r.map(|_| ())
                 } else {
                     i = (i + 7919) % keys.len();
-                    match db.query(READ, params![keys[i].as_str()]).await {
-                        Ok(rows) => matches!(rows.collect_all().await.as_deref(), Ok([_])),
-                        Err(_) => false,
+                    match db.query_all(READ, params![keys[i].as_str()]).await {
+                        Ok(rows) if rows.len() == 1 => Ok(()),
+                        Ok(_) => Err(dqlite_client::Error::Usage("key not found".into())),
+                        Err(e) => Err(e),
                     }
                 };
-                if ok {
-                    lat.push(t0.elapsed());
-                } else {
-                    errors += 1;
+                match res {
+                    Ok(()) => lat.push(t0.elapsed()),
+                    Err(e) if e.code().is_some_and(|c| c & 0xff == 5) => busy += 1,
+                    Err(_) => errors += 1,
                 }
             }
-            (lat, errors, written)
+            (lat, busy, errors, written)
         }));
     }
-    let (mut lat, mut errors, mut written) = (Vec::new(), 0, Vec::new());
+    let (mut lat, mut busy, mut errors, mut written) = (Vec::new(), 0, 0, Vec::new());
     for t in tasks {
-        let (l, e, w) = t.await.unwrap();
+        let (l, b, e, w) = t.await.unwrap();
         lat.extend(l);
+        busy += b;
         errors += e;
         written.extend(w);
     }
-    (summarize(lat, errors, start.elapsed()), written)
+    (summarize(lat, busy, errors, start.elapsed()), written)
 }
 
 fn find_python() -> Option<PathBuf> {
@@ -136,6 +143,8 @@ fn find_python() -> Option<PathBuf> {
     candidates.into_iter().find(|c| {
         Command::new(c)
             .args(["-c", "import sys; sys.exit(sys.version_info < (3, 13))"])
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     })
@@ -218,11 +227,21 @@ fn python_phases(
     for (i, line) in text.lines().enumerate().take(2) {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
         let tag = if i == 0 { "write" } else { "read" };
+        let locked: u64 = v["errors"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.contains("locked"))
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
         phases[i] = Phase {
             ops_per_s: v[format!("{tag}s_per_s")].as_f64().unwrap_or(0.0),
             p50_ms: v[format!("{tag}_ms")]["p50"].as_f64().unwrap_or(f64::NAN),
             p99_ms: v[format!("{tag}_ms")]["p99"].as_f64().unwrap_or(f64::NAN),
-            errors: v["n_err"].as_u64().unwrap_or(0),
+            busy: locked,
+            errors: v["n_err"].as_u64().unwrap_or(0).saturating_sub(locked),
         };
     }
     Ok((phases[0], phases[1]))
@@ -230,8 +249,8 @@ fn python_phases(
 
 fn show(who: &str, workers: usize, kind: &str, p: Phase) {
     println!(
-        "{who:8} workers={workers:<2} {kind:6} {:9.1} ops/s  p50 {:6.3} ms  p99 {:6.3} ms  errors {}",
-        p.ops_per_s, p.p50_ms, p.p99_ms, p.errors
+        "{who:8} workers={workers:<2} {kind:6} {:9.1} ops/s  p50 {:6.3} ms  p99 {:6.3} ms  busy {} other errors {}",
+        p.ops_per_s, p.p50_ms, p.p99_ms, p.busy, p.errors
     );
 }
 

@@ -121,8 +121,18 @@ pub(crate) async fn find_leader(
             }),
         };
         let err = match res {
-            Ok(conn) => {
+            Ok(mut conn) => {
+                // Learn the current members from the leader, so that the next discovery can
+                // reach nodes that were not among the seeds. Best effort: a failure here
+                // shows up on the connection's first real request.
+                let members = match conn.call(&Req::Cluster).await {
+                    Ok(Resp::Servers(nodes)) => Some(nodes),
+                    _ => None,
+                };
                 let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(nodes) = members {
+                    s.replace(nodes);
+                }
                 s.set_leader(Some(conn.node().to_owned()));
                 tracing::debug!(leader = conn.node(), attempts, "leader found");
                 return Ok(conn);

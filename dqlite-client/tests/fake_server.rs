@@ -570,3 +570,62 @@ async fn abstract_unix_socket_address() {
     assert_eq!(db.node(), Some(addr.as_str()));
     assert_eq!(db.exec("INSERT", ()).await.unwrap().last_insert_id, 9);
 }
+
+/// TLS (feature `tls`): the client dials, handshakes with a cluster-wide certificate (as dqlite
+/// clusters use: one certificate, both identity and only trusted root) and speaks the protocol.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_with_a_shared_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (crt, key) = (data.join("cluster.crt"), data.join("cluster.key"));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&crt)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let server_key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, server_key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let handler = one_node(
+        addr.clone(),
+        Arc::new(|req, _| match req {
+            Request::Open { .. } => Action::Reply(encode(Response::Db { db_id: 0 })),
+            _ => Action::Reply(encode(Response::Result {
+                last_insert_id: 3,
+                rows_affected: 1,
+            })),
+        }),
+    );
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(s).await {
+                    serve_conn(tls, handler).await;
+                }
+            });
+        }
+    });
+
+    let mut config = quick_config();
+    config.tls = Some(dqlite_client::TlsConfig::from_shared_cert(&crt, &key, "dqlite").unwrap());
+    let client = Client::connect_with([addr.clone()], config).await.unwrap();
+    let mut db = client.open("x").await.unwrap();
+    assert_eq!(db.exec("INSERT", ()).await.unwrap().last_insert_id, 3);
+
+    // A name the certificate does not hold is refused during the handshake.
+    let mut config = quick_config();
+    config.tls = Some(dqlite_client::TlsConfig::from_shared_cert(&crt, &key, "elsewhere").unwrap());
+    let e = Client::connect_with([addr], config).await.unwrap_err();
+    assert!(e.to_string().contains("TLS"), "{e}");
+}

@@ -1,3 +1,52 @@
 //! A dqlite node: replicated SQLite over Raft, serving the dqlite wire protocol.
+//!
+//! ```
+//! use dqlite_node::{Node, NodeRole};
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! // No join addresses: a fresh data directory bootstraps a one-member cluster.
+//! let node = Node::builder(1, "127.0.0.1:0", dir.path()).start().await?;
+//! let handle = node.handle().expect("running");
+//! let leader = handle.wait_for_leader(Duration::from_secs(10)).await;
+//! assert_eq!(leader.map(|(id, _)| id), Some(1));
+//! assert_eq!(handle.role(), NodeRole::Leader);
+//! println!("serving dqlite clients on {}", node.local_addr());
+//! drop(handle);
+//! node.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Architecture
+//!
+//! * [`Node`] binds one TCP address. Each accepted stream starts with the dqlite handshake;
+//!   a first message of type CONNECT (11) marks a Raft peer and the stream is handed to
+//!   `dqlite-raft`, anything else is a client served by the **gateway** (one task per
+//!   connection, one request at a time, C dqlite's semantics).
+//! * Each open database has a **worker** thread owning its SQLite connections on the
+//!   WAL-capturing VFS (`dqlite-vfs`). A write that commits hands its frames back to the
+//!   gateway, which proposes one Raft entry ([`command::Command::Frames`]) and answers only
+//!   once the entry is committed and applied; if the proposal fails the commit is aborted and
+//!   the client gets 10506 (leadership lost).
+//! * The **FSM** ([`fsm`]) applies committed commands in log order on every node and takes
+//!   snapshots of all databases (versioned, checksummed).
+//! * Reads are linearizable by default (a read-index barrier before each query on the
+//!   leader); [`NodeOptions::leader_local_reads`] trades that for latency like C dqlite.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod command;
+mod error;
+pub mod fsm;
+mod gateway;
+mod join;
+mod node;
+mod sql;
+mod worker;
+
+pub use error::{NodeError, SqlFailure};
+pub use gateway::{LEADERSHIP_LOST, NOT_LEADER};
+pub use node::{Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};

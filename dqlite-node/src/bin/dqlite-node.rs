@@ -1,0 +1,106 @@
+//! `dqlite-node`: run one dqlite node.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 if the node failed to start or
+//! stopped with an error, 2 for invalid arguments (clap).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use dqlite_node::{Node, NodeOptions};
+
+/// Run a dqlite node: replicated SQLite over Raft, serving the dqlite wire protocol.
+#[derive(Debug, Parser)]
+#[command(name = "dqlite-node", version)]
+struct Args {
+    /// Node id (non-zero, unique in the cluster).
+    #[arg(long)]
+    id: u64,
+    /// Address to listen on and advertise, HOST:PORT (clients and Raft share it).
+    #[arg(long)]
+    address: String,
+    /// Data directory (Raft log and snapshots).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Comma-separated addresses of existing members to join; without it a fresh node
+    /// bootstraps a new cluster.
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// Serve reads on the leader without a read-index round (C dqlite's behaviour).
+    #[arg(long)]
+    leader_local_reads: bool,
+    /// Failure domain reported by DESCRIBE.
+    #[arg(long, default_value_t = 0)]
+    failure_domain: u64,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let options = NodeOptions {
+        leader_local_reads: args.leader_local_reads,
+        ..NodeOptions::default()
+    };
+    let node = match Node::builder(args.id, args.address.clone(), args.dir.clone())
+        .join(args.join.clone())
+        .failure_domain(args.failure_domain)
+        .options(options)
+        .start()
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "node failed to start");
+            return ExitCode::from(1);
+        }
+    };
+    println!("dqlite-node {} listening on {}", args.id, node.local_addr());
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    match node.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "shutdown failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Typed errors of the node.
+
+use std::path::PathBuf;
+
+/// A FAILURE to send to a client: code (SQLite extended code or dqlite code) and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct SqlFailure {
+    /// The code.
+    pub code: u64,
+    /// The message.
+    pub message: String,
+}
+
+impl SqlFailure {
+    /// A failure with this code and message.
+    pub fn new(code: u64, message: impl Into<String>) -> Self {
+        SqlFailure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// From a rusqlite error: SQLite's extended code and message.
+    pub fn from_sqlite(_conn: &rusqlite::Connection, e: &rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(f, msg) => SqlFailure::new(
+                f.extended_code as u32 as u64,
+                msg.clone()
+                    .unwrap_or_else(|| rusqlite::ffi::code_to_str(f.extended_code).to_string()),
+            ),
+            other => SqlFailure::new(1, other.to_string()),
+        }
+    }
+
+    /// From a VFS error.
+    pub fn from_vfs(e: &dqlite_vfs::Error) -> Self {
+        match e {
+            dqlite_vfs::Error::Sqlite {
+                extended_code,
+                message,
+                ..
+            } => SqlFailure::new(*extended_code as u32 as u64, message.clone()),
+            dqlite_vfs::Error::Busy { .. } => SqlFailure::new(5, "database is locked"),
+            other => SqlFailure::new(1, other.to_string()),
+        }
+    }
+
+    /// True for SQLITE_BUSY and its extended codes except BUSY_SNAPSHOT (517), which no
+    /// amount of waiting fixes.
+    pub fn is_busy(&self) -> bool {
+        self.code & 0xff == 5 && self.code != 517
+    }
+}
+
+/// Errors starting or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Binding the listening address failed.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be used.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The VFS could not be registered.
+    #[error("vfs: {0}")]
+    Vfs(#[from] dqlite_vfs::Error),
+    /// Raft failed to start or stopped.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Joining the cluster failed.
+    #[error("joining via {address}: {reason}")]
+    Join {
+        /// The member contacted.
+        address: String,
+        /// Why it failed.
+        reason: String,
+    },
+}

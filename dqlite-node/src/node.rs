@@ -1,0 +1,480 @@
+//! [`Node`]: the listener, Raft, the FSM and the gateways, wired together.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dqlite_raft::network::{TcpConnector, WithPreamble};
+use dqlite_raft::node::{NodeOptions as RaftOptions, RaftNode};
+use dqlite_vfs::{Vfs, VfsConfig};
+use dqlite_wire::{Header, ProtocolVersion, Request, RequestType};
+use openraft::{BasicNode, ServerState};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::error::NodeError;
+use crate::fsm::{Fsm, Metadata, NodeConfig, Registry};
+use crate::{gateway, join};
+
+/// The Raft instance of a node.
+pub type Raft = RaftNode<NodeConfig, Fsm>;
+
+/// Tunables of a node. The defaults suit a LAN cluster.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Serve reads on the leader without a read-index round (C dqlite's behaviour; a deposed
+    /// leader may then serve stale reads for up to an election timeout). Default false.
+    pub leader_local_reads: bool,
+    /// How long a write waits for the write lock held by another connection before it fails
+    /// with SQLITE_BUSY. Default 10 s.
+    pub write_wait: Duration,
+    /// Largest request body accepted; a bigger one closes the connection. Default 64 MiB.
+    pub max_message: usize,
+    /// Prepared statements per connection. Default 1024.
+    pub max_statements: usize,
+    /// Client connections at once; more are closed on accept. Default 1024.
+    pub max_connections: usize,
+    /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
+    pub heartbeat_timeout_ms: u64,
+    /// Raft settings (timeouts, snapshot policy, log store).
+    pub raft: RaftOptions,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            leader_local_reads: false,
+            write_wait: Duration::from_secs(10),
+            max_message: 64 << 20,
+            max_statements: 1024,
+            max_connections: 1024,
+            heartbeat_timeout_ms: 15000,
+            raft: RaftOptions::default(),
+        }
+    }
+}
+
+/// State shared by the accept loop, the gateways and the handle.
+pub(crate) struct Shared {
+    pub id: u64,
+    pub address: String,
+    pub raft: Raft,
+    pub registry: Arc<Registry>,
+    pub options: NodeOptions,
+    pub weight: AtomicU64,
+    pub failure_domain: u64,
+    pub next_conn: AtomicU64,
+    pub connections: Arc<Semaphore>,
+    #[allow(dead_code)]
+    pub metadata: Arc<Mutex<Metadata>>,
+}
+
+impl Shared {
+    /// Whether this node is the Raft leader now.
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// The leader this node knows of, with its address.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())?;
+        Some((id, addr))
+    }
+
+    /// Voters and learners of the current configuration: (id, address, is_voter).
+    pub fn members(&self) -> Vec<(u64, String, bool)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone(), voters.contains(id)))
+            .collect()
+    }
+}
+
+/// Builds a [`Node`].
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    id: u64,
+    address: String,
+    dir: PathBuf,
+    join: Vec<String>,
+    options: NodeOptions,
+    failure_domain: u64,
+}
+
+impl NodeBuilder {
+    /// A node with id `id` (non-zero, unique in the cluster) listening on `address`
+    /// (`host:port`; port 0 picks a free one) and keeping its data under `dir`.
+    pub fn new(id: u64, address: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        NodeBuilder {
+            id,
+            address: address.into(),
+            dir: dir.into(),
+            join: Vec::new(),
+            options: NodeOptions::default(),
+            failure_domain: 0,
+        }
+    }
+
+    /// Members to contact to join an existing cluster. Without any, a node whose data
+    /// directory holds no cluster yet bootstraps a new one-member cluster.
+    pub fn join(mut self, addresses: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.join = addresses.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Tunables.
+    pub fn options(mut self, options: NodeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Failure domain reported by DESCRIBE.
+    pub fn failure_domain(mut self, domain: u64) -> Self {
+        self.failure_domain = domain;
+        self
+    }
+
+    /// Binds the address, opens the data directory, starts Raft and serves clients.
+    pub async fn start(self) -> Result<Node, NodeError> {
+        if self.id == 0 {
+            return Err(NodeError::Config("node id 0 is reserved".into()));
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| NodeError::DataDir {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let listener =
+            TcpListener::bind(&self.address)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    address: self.address.clone(),
+                    source,
+                })?;
+        let local = listener.local_addr().map_err(|source| NodeError::Listen {
+            address: self.address.clone(),
+            source,
+        })?;
+        let address = if self.address.ends_with(":0") {
+            local.to_string()
+        } else {
+            self.address.clone()
+        };
+        static VFS_SEQ: AtomicU64 = AtomicU64::new(0);
+        let vfs_name = format!(
+            "dqlite-node-{}-{}-{}",
+            std::process::id(),
+            self.id,
+            VFS_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let vfs = Vfs::register(&vfs_name, VfsConfig::default())?;
+        let registry = Arc::new(Registry::new(vfs));
+        let metadata = Arc::new(Mutex::new(Metadata::new()));
+        let fsm = Fsm::new(registry.clone(), metadata.clone());
+        let mut preamble = ProtocolVersion::V1.to_bytes().to_vec();
+        let connect = Request::Connect {
+            node_id: self.id,
+            address: address.clone(),
+        }
+        .to_bytes()
+        .map_err(|e| NodeError::Config(format!("address {address:?}: {e}")))?;
+        preamble.extend_from_slice(&connect);
+        let connector = WithPreamble {
+            inner: TcpConnector::default(),
+            preamble: preamble.into(),
+        };
+        let mut raft_options = self.options.raft.clone();
+        raft_options.raft.cluster_name = "dqlite-rs".into();
+        let raft = RaftNode::start(
+            self.id,
+            &self.dir.join("raft"),
+            raft_options,
+            fsm,
+            connector,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            id: self.id,
+            address: address.clone(),
+            raft,
+            registry,
+            connections: Arc::new(Semaphore::new(self.options.max_connections)),
+            options: self.options,
+            weight: AtomicU64::new(0),
+            failure_domain: self.failure_domain,
+            next_conn: AtomicU64::new(1),
+            metadata,
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(shared.clone(), listener, stop_rx.clone()));
+
+        let initialized = {
+            let m = shared.raft.metrics();
+            let m = m.borrow();
+            m.membership_config.membership().nodes().next().is_some()
+        };
+        let join_task = if initialized {
+            None
+        } else if self.join.is_empty() {
+            let mut members = BTreeMap::new();
+            members.insert(
+                self.id,
+                BasicNode {
+                    addr: address.clone(),
+                },
+            );
+            if let Err(e) = shared.raft.initialize(members).await {
+                tracing::info!(error = %e, "not bootstrapping");
+            }
+            None
+        } else {
+            Some(tokio::spawn(join::join_loop(
+                self.id,
+                address.clone(),
+                self.join,
+                stop_rx,
+            )))
+        };
+        tracing::info!(id = self.id, %address, "node started");
+        Ok(Node {
+            shared: Some(shared),
+            local,
+            stop: stop_tx,
+            accept: Some(accept),
+            join_task,
+        })
+    }
+}
+
+/// A running dqlite node.
+pub struct Node {
+    shared: Option<Arc<Shared>>,
+    local: SocketAddr,
+    stop: watch::Sender<bool>,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    join_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A cheap, cloneable view of a running node: role, leader, metrics.
+#[derive(Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+/// A node's role in Raft, as far as it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRole {
+    /// Leader.
+    Leader,
+    /// Voting follower or candidate.
+    Voter,
+    /// Non-voting member (stand-by).
+    Standby,
+    /// Not (yet) a member of any configuration.
+    None,
+}
+
+impl Node {
+    /// A builder (see [`NodeBuilder::new`]).
+    pub fn builder(id: u64, address: impl Into<String>, dir: impl Into<PathBuf>) -> NodeBuilder {
+        NodeBuilder::new(id, address, dir)
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// A handle for queries.
+    pub fn handle(&self) -> Option<NodeHandle> {
+        self.shared.clone().map(|shared| NodeHandle { shared })
+    }
+
+    /// Stops serving, closes client and peer connections and shuts Raft down cleanly.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        let _ = self.stop.send(true);
+        if let Some(j) = self.join_task.take() {
+            j.abort();
+            let _ = j.await;
+        }
+        if let Some(a) = self.accept.take() {
+            let _ = a.await;
+        }
+        let Some(shared) = self.shared.take() else {
+            return Ok(());
+        };
+        // Gateways are gone; the only other owners are handles the caller still holds.
+        let mut shared = shared;
+        for _ in 0..50 {
+            match Arc::try_unwrap(shared) {
+                Ok(s) => {
+                    let registry = s.registry.clone();
+                    let r = s
+                        .raft
+                        .shutdown()
+                        .await
+                        .map_err(|e| NodeError::Raft(e.to_string()));
+                    registry.clear();
+                    return r;
+                }
+                Err(s) => {
+                    shared = s;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        let r = shared
+            .raft
+            .raft()
+            .shutdown()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()));
+        shared.registry.clear();
+        r
+    }
+}
+
+impl NodeHandle {
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The address this node advertises.
+    pub fn address(&self) -> &str {
+        &self.shared.address
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> NodeRole {
+        if self.shared.is_leader() {
+            return NodeRole::Leader;
+        }
+        match self
+            .shared
+            .members()
+            .into_iter()
+            .find(|(id, _, _)| *id == self.shared.id)
+        {
+            Some((_, _, true)) => NodeRole::Voter,
+            Some((_, _, false)) => NodeRole::Standby,
+            None => NodeRole::None,
+        }
+    }
+
+    /// The leader this node knows of: id and address.
+    pub fn leader(&self) -> Option<(u64, String)> {
+        self.shared.leader()
+    }
+
+    /// Members of the current configuration: id, address, voter or not.
+    pub fn members(&self) -> Vec<(u64, String, bool)> {
+        self.shared.members()
+    }
+
+    /// Raft metrics (term, indexes, membership, replication).
+    pub fn metrics(&self) -> openraft::RaftMetrics<u64, BasicNode> {
+        self.shared.raft.metrics().borrow().clone()
+    }
+
+    /// Waits until some node is known as leader, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<(u64, String)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.leader() {
+                return Some(l);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tasks.spawn(serve_connection(shared.clone(), stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Reads the handshake and the first message header; CONNECT hands the stream to Raft,
+/// anything else to a gateway.
+async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+    let mut hs = [0u8; 8];
+    let first = tokio::time::timeout(Duration::from_secs(30), async {
+        stream.read_exact(&mut hs).await?;
+        let mut h = [0u8; 8];
+        stream.read_exact(&mut h).await?;
+        Ok::<_, std::io::Error>(h)
+    })
+    .await;
+    let Ok(Ok(h)) = first else {
+        return;
+    };
+    let Ok(version) = ProtocolVersion::decode(hs) else {
+        tracing::debug!(%peer, "unknown protocol version: closing");
+        return;
+    };
+    let header = Header::decode(h);
+    if header.type_code == RequestType::Connect.code() {
+        if header.body_len() > 4096 || header.body_len() == 0 {
+            return;
+        }
+        let mut body = vec![0u8; header.body_len()];
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        match Request::decode(&header, &body) {
+            Ok(Request::Connect { node_id, address }) => {
+                tracing::debug!(%peer, node_id, %address, "raft connection");
+                if let Err(e) = shared.raft.serve(stream).await {
+                    tracing::debug!(%peer, error = %e, "raft connection ended");
+                }
+            }
+            _ => tracing::debug!(%peer, "malformed CONNECT: closing"),
+        }
+        return;
+    }
+    let Ok(_permit) = shared.connections.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, "too many connections: closing");
+        return;
+    };
+    let mut prefix = hs.to_vec();
+    prefix.extend_from_slice(&h);
+    gateway::serve(shared, stream, &prefix, version).await;
+}

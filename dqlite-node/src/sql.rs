@@ -1,0 +1,203 @@
+//! SQL text helpers: where the first statement of a text ends, whether a text is empty, and
+//! conversions between wire values and SQLite values.
+
+use dqlite_wire::Value;
+use rusqlite::types::{Value as SqlValue, ValueRef as SqlValueRef};
+
+/// True if `sql` holds only whitespace and comments.
+pub fn is_blank(sql: &str) -> bool {
+    skip_blank(sql, 0) == sql.len()
+}
+
+/// Index of the first byte at or after `pos` that is not whitespace or inside a comment.
+fn skip_blank(sql: &str, mut pos: usize) -> usize {
+    let b = sql.as_bytes();
+    while pos < b.len() {
+        if b[pos].is_ascii_whitespace() {
+            pos += 1;
+        } else if b[pos..].starts_with(b"--") {
+            match b[pos..].iter().position(|&c| c == b'\n') {
+                Some(n) => pos += n + 1,
+                None => return b.len(),
+            }
+        } else if b[pos..].starts_with(b"/*") {
+            match sql[pos + 2..].find("*/") {
+                Some(n) => pos += n + 4,
+                None => return b.len(),
+            }
+        } else {
+            break;
+        }
+    }
+    pos
+}
+
+/// Byte offsets just after each `;` that is outside quotes and comments, in order, plus the
+/// end of the text. The first statement of `sql` ends at one of these (a `CREATE TRIGGER`
+/// body contains `;`, so the caller tries them in turn).
+pub fn statement_ends(sql: &str) -> Vec<usize> {
+    let b = sql.as_bytes();
+    let mut ends = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() {
+                    if b[i] == q {
+                        if i + 1 < b.len() && b[i + 1] == q {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' => {
+                i += b[i..]
+                    .iter()
+                    .position(|&c| c == b']')
+                    .unwrap_or(b.len() - i)
+                    + 1;
+            }
+            b'-' if b[i..].starts_with(b"--") => {
+                i += b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .unwrap_or(b.len() - i)
+                    + 1;
+            }
+            b'/' if b[i..].starts_with(b"/*") => {
+                i = sql[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
+            }
+            b';' => {
+                i += 1;
+                ends.push(i);
+            }
+            _ => i += 1,
+        }
+    }
+    if ends.last() != Some(&b.len()) {
+        ends.push(b.len());
+    }
+    ends
+}
+
+/// Splits off the first statement of `sql`: returns its end offset. `complete` says whether a
+/// prefix is one whole statement (e.g. by preparing it); called only for prefixes that are
+/// followed by more than whitespace and comments.
+pub fn first_statement_end(sql: &str, mut complete: impl FnMut(&str) -> bool) -> usize {
+    let ends = statement_ends(sql);
+    for &end in &ends {
+        if is_blank(&sql[end..]) || complete(&sql[..end]) {
+            return end;
+        }
+    }
+    sql.len()
+}
+
+/// A wire parameter as an SQLite value (BOOLEAN → 0/1, ISO8601 → TEXT).
+pub fn to_sql_value(v: &Value) -> SqlValue {
+    match v {
+        Value::Integer(i) | Value::UnixTime(i) => SqlValue::Integer(*i),
+        Value::Float(f) => SqlValue::Real(*f),
+        Value::Text(s) | Value::Iso8601(s) => SqlValue::Text(s.clone()),
+        Value::Blob(b) => SqlValue::Blob(b.clone()),
+        Value::Null => SqlValue::Null,
+        Value::Boolean(b) => SqlValue::Integer(i64::from(*b != 0)),
+    }
+}
+
+/// What kind of declared type a result column has (C's `query.c:value_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// No special treatment.
+    Plain,
+    /// `DATETIME`, `DATE`, `TIMESTAMP`.
+    Time,
+    /// `BOOLEAN`.
+    Boolean,
+}
+
+impl ColumnKind {
+    /// Classifies a declared type (case-insensitive exact match, as C does).
+    pub fn from_decltype(decl: Option<&str>) -> ColumnKind {
+        match decl {
+            Some(d)
+                if d.eq_ignore_ascii_case("DATETIME")
+                    || d.eq_ignore_ascii_case("DATE")
+                    || d.eq_ignore_ascii_case("TIMESTAMP") =>
+            {
+                ColumnKind::Time
+            }
+            Some(d) if d.eq_ignore_ascii_case("BOOLEAN") => ColumnKind::Boolean,
+            _ => ColumnKind::Plain,
+        }
+    }
+}
+
+/// A result value as a wire value. Where C asserts (FLOAT in a DATETIME column, TEXT in a
+/// BOOLEAN column) the storage class is kept instead.
+pub fn to_wire_value(v: SqlValueRef<'_>, kind: ColumnKind) -> Value {
+    match (v, kind) {
+        (SqlValueRef::Integer(i), ColumnKind::Time) => Value::UnixTime(i),
+        (SqlValueRef::Text(t), ColumnKind::Time) => {
+            Value::Iso8601(String::from_utf8_lossy(t).into_owned())
+        }
+        (SqlValueRef::Null, ColumnKind::Time) => Value::Iso8601(String::new()),
+        (SqlValueRef::Integer(i), ColumnKind::Boolean) => Value::Boolean(i as u64),
+        (SqlValueRef::Null, ColumnKind::Boolean) => Value::Boolean(0),
+        (SqlValueRef::Integer(i), _) => Value::Integer(i),
+        (SqlValueRef::Real(f), _) => Value::Float(f),
+        (SqlValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        (SqlValueRef::Blob(b), _) => Value::Blob(b.to_vec()),
+        (SqlValueRef::Null, _) => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_texts() {
+        assert!(is_blank("  -- hi\n /* x */ \n"));
+        assert!(!is_blank(" /* x */ SELECT 1"));
+        assert!(is_blank("/* unterminated"));
+    }
+
+    #[test]
+    fn ends_skip_quotes_and_comments() {
+        let sql = "INSERT INTO t VALUES(';'); -- ;\nSELECT \"a;b\"; /* ; */";
+        let ends = statement_ends(sql);
+        assert_eq!(&sql[..ends[0]], "INSERT INTO t VALUES(';');");
+        assert_eq!(&sql[ends[0]..ends[1]], " -- ;\nSELECT \"a;b\";");
+        assert_eq!(*ends.last().unwrap_or(&0), sql.len());
+    }
+
+    #[test]
+    fn trigger_bodies_need_the_completeness_check() {
+        let sql = "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END; SELECT 2";
+        let end = first_statement_end(sql, |p| p.trim_end().ends_with("END;"));
+        assert_eq!(
+            &sql[..end],
+            "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END;"
+        );
+    }
+
+    #[test]
+    fn boolean_column_with_text_does_not_crash() {
+        let v = to_wire_value(SqlValueRef::Text(b"yes"), ColumnKind::Boolean);
+        assert_eq!(v, Value::Text("yes".into()));
+        assert_eq!(
+            to_wire_value(SqlValueRef::Null, ColumnKind::Boolean),
+            Value::Boolean(0)
+        );
+        assert_eq!(
+            to_wire_value(SqlValueRef::Null, ColumnKind::Time),
+            Value::Iso8601(String::new())
+        );
+    }
+}

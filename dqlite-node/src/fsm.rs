@@ -1,4 +1,4 @@
-//! The replicated state machine: databases (one [`WorkerHandle`] each) and node metadata.
+//! The replicated state machine: databases (one worker thread each) and node metadata.
 //!
 //! Every committed [`Command`] is applied in log order. Frames go to the database's worker,
 //! which publishes them if they are its own pending commit (leader) or appends them

@@ -1,15 +1,100 @@
 //! Throughput of the hot paths: ROWS batches (1,000 rows × 5 mixed columns) and a typical
 //! EXEC_SQL with 10 parameters, decode and encode, in body bytes per second.
+//!
+//! Time is the benchmark thread's **CPU time** (not wall time), so that the figures stay
+//! meaningful on a machine shared with other jobs. Run with a short measurement time:
+//! `cargo bench -p dqlite-wire --bench codec -- --warm-up-time 1 --measurement-time 3`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use bytes::BytesMut;
+use cpu_time::ThreadTime;
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dqlite_wire::{
     Header, Params, Request, RequestType, Response, ResponseContext, Row, RowsBatch, RowsEncoder,
     RowsEnd, RowsReader, Value,
 };
+
+/// CPU time of the current thread.
+struct CpuTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> ThreadTime {
+        ThreadTime::now()
+    }
+    fn end(&self, start: ThreadTime) -> Duration {
+        start.elapsed()
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+/// Formats nanoseconds and throughputs like criterion's wall-time formatter.
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if typical < 1e3 {
+            (1.0, "ns")
+        } else if typical < 1e6 {
+            (1e-3, "µs")
+        } else if typical < 1e9 {
+            (1e-6, "ms")
+        } else {
+            (1e-9, "s")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        typical: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let (per, units): (f64, [&'static str; 4]) = match throughput {
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                (*n as f64, ["B/s", "KiB/s", "MiB/s", "GiB/s"])
+            }
+            Throughput::Bits(n) => (*n as f64, ["b/s", "Kib/s", "Mib/s", "Gib/s"]),
+            Throughput::Elements(n) => (*n as f64, ["elem/s", "Kelem/s", "Melem/s", "Gelem/s"]),
+            _ => (1.0, ["/s", "K/s", "M/s", "G/s"]),
+        };
+        let rate = per * 1e9 / typical;
+        let (scale, unit) = if rate < 1024.0 {
+            (1.0, units[0])
+        } else if rate < 1024.0 * 1024.0 {
+            (1024.0, units[1])
+        } else if rate < 1024.0 * 1024.0 * 1024.0 {
+            (1024.0 * 1024.0, units[2])
+        } else {
+            (1024.0 * 1024.0 * 1024.0, units[3])
+        };
+        values.iter_mut().for_each(|v| *v = per * 1e9 / *v / scale);
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
 
 fn rows() -> Vec<Row> {
     (0..1000i64)
@@ -49,7 +134,7 @@ fn exec_sql() -> Request {
     }
 }
 
-fn bench_rows(c: &mut Criterion) {
+fn bench_rows(c: &mut Criterion<CpuTime>) {
     let columns = ["id", "score", "name", "data", "flag"];
     let batch = Response::Rows(RowsBatch {
         columns: columns.iter().map(|s| s.to_string()).collect(),
@@ -97,7 +182,7 @@ fn bench_rows(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_exec_sql(c: &mut Criterion) {
+fn bench_exec_sql(c: &mut Criterion<CpuTime>) {
     let request = exec_sql();
     let message = request.to_bytes().unwrap();
     let header = Header::from_prefix(&message).unwrap();
@@ -117,5 +202,9 @@ fn bench_exec_sql(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_rows, bench_exec_sql);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = bench_rows, bench_exec_sql
+}
 criterion_main!(benches);

@@ -53,16 +53,36 @@ pub(crate) fn check_text(
 /// Writes a text field (the caller has checked it for NULs).
 #[inline]
 pub(crate) fn put_text(buf: &mut impl BufMut, s: &str) {
-    buf.put_slice(s.as_bytes());
-    buf.put_bytes(0, text_len(s) - s.len());
+    let bytes = s.as_bytes();
+    let len = text_len(s);
+    // Short texts (the common case: names, small values) go out as one padded chunk.
+    if len <= SMALL {
+        let mut chunk = [0u8; SMALL];
+        chunk[..bytes.len()].copy_from_slice(bytes);
+        buf.put_slice(&chunk[..len]);
+    } else {
+        buf.put_slice(bytes);
+        buf.put_bytes(0, len - bytes.len());
+    }
 }
+
+/// Largest field written through a stack chunk.
+const SMALL: usize = 64;
 
 /// Writes a blob field with zero padding.
 #[inline]
 pub(crate) fn put_blob(buf: &mut impl BufMut, b: &[u8]) {
-    buf.put_u64_le(b.len() as u64);
-    buf.put_slice(b);
-    buf.put_bytes(0, pad8(b.len()) - b.len());
+    let len = blob_len(b);
+    if len <= SMALL {
+        let mut chunk = [0u8; SMALL];
+        chunk[..8].copy_from_slice(&(b.len() as u64).to_le_bytes());
+        chunk[8..8 + b.len()].copy_from_slice(b);
+        buf.put_slice(&chunk[..len]);
+    } else {
+        buf.put_u64_le(b.len() as u64);
+        buf.put_slice(b);
+        buf.put_bytes(0, pad8(b.len()) - b.len());
+    }
 }
 
 /// A read position in one message body. Offsets in errors are relative to the body start.

@@ -11,8 +11,7 @@ use crate::header::Header;
 use crate::primitive::{Cursor, check_text, pad8, put_text, text_len};
 use crate::request::{Request, RequestType, split_message};
 use crate::rows::{RowsBatch, RowsPrefix, columns_len, decode_columns, put_columns, rows_len};
-use crate::tuple::{decode_row, put_row};
-use crate::value::ValueRef;
+use crate::tuple::{decode_row_owned, put_row};
 
 /// The type of a response, with its wire code and protocol name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -607,7 +606,6 @@ fn decode_failure(body: &[u8], answers_query: bool) -> Result<Response, DecodeEr
     let mut c = Cursor::new(body, "FAILURE");
     let columns = decode_columns(&mut c)?;
     let mut rows = Vec::new();
-    let mut scratch: Vec<ValueRef<'_>> = Vec::with_capacity(columns.len());
     loop {
         if let Some((code, message)) = code_and_message(c.rest()) {
             return Ok(Response::Failure(Failure {
@@ -622,8 +620,7 @@ fn decode_failure(body: &[u8], answers_query: bool) -> Result<Response, DecodeEr
         if c.remaining() == 0 || columns.is_empty() {
             return Err(c.error("rows_prefix", DecodeErrorKind::BadFailurePrefix));
         }
-        decode_row(&mut c, columns.len(), rows.len(), &mut scratch)?;
-        rows.push(scratch.iter().map(ValueRef::to_value).collect());
+        rows.push(decode_row_owned(&mut c, columns.len(), rows.len())?);
     }
 }
 

@@ -7,7 +7,9 @@ use crate::constants::{DEFAULT_ROWS_BUDGET, ROWS_DONE, ROWS_PART, response};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::header::Header;
 use crate::primitive::{Cursor, check_text, put_text, text_len};
-use crate::tuple::{AsValueRef, decode_row, put_row, row_encoded_len};
+use crate::tuple::{
+    AsValueRef, decode_row, decode_row_owned, put_row, put_row_checked, row_encoded_len,
+};
 use crate::value::{Value, ValueRef};
 
 /// One row of owned values, in column order.
@@ -141,9 +143,8 @@ impl RowsBatch {
         let columns = reader.columns().iter().map(|c| (*c).to_owned()).collect();
         // Each row takes at least one word.
         let mut rows = Vec::with_capacity(body.len() / 8 / reader.columns().len().max(1));
-        let mut scratch = Vec::with_capacity(reader.columns().len());
-        while reader.next_row_into(&mut scratch)? {
-            rows.push(scratch.iter().map(ValueRef::to_value).collect());
+        while let Some(row) = reader.next_owned_row()? {
+            rows.push(row);
         }
         Ok(RowsBatch {
             columns,
@@ -219,19 +220,40 @@ impl<'a> RowsReader<'a> {
     /// Decodes the next row into `out` (cleared first). Returns `false` once the marker is
     /// reached.
     pub fn next_row_into(&mut self, out: &mut Vec<ValueRef<'a>>) -> Result<bool, DecodeError> {
-        if self.finished {
-            return Ok(false);
-        }
-        match self.step(out) {
-            Ok(more) => Ok(more),
-            Err(e) => {
-                self.finished = true;
-                Err(e)
-            }
-        }
+        let columns = self.columns.len();
+        let index = self.rows_read;
+        Ok(self
+            .step(|cur| decode_row(cur, columns, index, out))?
+            .is_some())
     }
 
-    fn step(&mut self, out: &mut Vec<ValueRef<'a>>) -> Result<bool, DecodeError> {
+    /// Decodes the next row into owned values, or `None` at the marker.
+    pub fn next_owned_row(&mut self) -> Result<Option<Row>, DecodeError> {
+        let columns = self.columns.len();
+        let index = self.rows_read;
+        self.step(|cur| decode_row_owned(cur, columns, index))
+    }
+
+    /// Decodes one row with `decode`, or checks the marker; stops for good after an error.
+    #[inline]
+    fn step<T>(
+        &mut self,
+        decode: impl FnOnce(&mut Cursor<'a>) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let result = self.step_inner(decode);
+        if !matches!(result, Ok(Some(_))) {
+            self.finished = true;
+        }
+        result
+    }
+
+    fn step_inner<T>(
+        &mut self,
+        decode: impl FnOnce(&mut Cursor<'a>) -> Result<T, DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
         let rest = self.cur.rest();
         // 0xEE / 0xFF cannot start a row header (types 14 and 15 do not exist), and a
         // zero-column batch has no rows at all.
@@ -246,12 +268,11 @@ impl<'a> RowsReader<'a> {
                 ));
             }
             self.cur.finish()?;
-            self.finished = true;
-            return Ok(false);
+            return Ok(None);
         }
-        decode_row(&mut self.cur, self.columns.len(), self.rows_read, out)?;
+        let row = decode(&mut self.cur)?;
         self.rows_read += 1;
-        Ok(true)
+        Ok(Some(row))
     }
 
     /// Decodes the next row, or `None` at the marker.
@@ -327,8 +348,9 @@ impl RowsEncoder {
     }
 
     fn start_batch(&mut self) {
-        self.buf
-            .reserve(self.budget.max(self.columns.len() + 16) + 64);
+        // Room for a typical batch; a huge budget must not reserve huge memory up front.
+        let want = self.budget.min(1 << 16).max(self.columns.len() + 16);
+        self.buf.reserve(want.saturating_add(64));
         self.buf.put_bytes(0, Header::LEN);
         self.buf.put_slice(&self.columns);
         self.rows = 0;
@@ -359,11 +381,17 @@ impl RowsEncoder {
                 got: row.len(),
             });
         }
-        let len = row_encoded_len(row, "ROWS", self.rows)?;
-        self.buf.reserve(len);
-        put_row(&mut self.buf, row);
-        self.rows += 1;
-        Ok(())
+        let start = self.buf.len();
+        match put_row_checked(&mut self.buf, row, "ROWS", self.rows) {
+            Ok(()) => {
+                self.rows += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(start);
+                Err(e)
+            }
+        }
     }
 
     /// Ends the current batch with `end` and returns the complete message (header + body);
@@ -490,6 +518,33 @@ mod tests {
         body.extend_from_slice(&[0; 8]);
         body.extend_from_slice(&ROWS_DONE.to_le_bytes());
         assert!(RowsBatch::decode(&body).is_err());
+    }
+
+    #[test]
+    fn a_rejected_row_leaves_the_batch_unchanged() {
+        let mut enc = RowsEncoder::new(&["a", "b"]).unwrap();
+        enc.push_row(&[ValueRef::Integer(1), ValueRef::Text("ok")])
+            .unwrap();
+        let len = enc.batch_len();
+        assert!(matches!(
+            enc.push_row(&[ValueRef::Integer(2), ValueRef::Text("n\0ul")]),
+            Err(EncodeError::NulInText { .. })
+        ));
+        assert_eq!((enc.batch_len(), enc.rows()), (len, 1));
+        let m = enc.finish(RowsEnd::Done).unwrap();
+        assert_eq!(RowsBatch::decode(&m[8..]).unwrap().rows.len(), 1);
+    }
+
+    #[test]
+    fn unbounded_budget() {
+        let mut enc = RowsEncoder::new(&["a"]).unwrap().with_budget(usize::MAX);
+        for i in 0..10_000 {
+            assert!(!enc.is_full());
+            enc.push_row(&[Value::Integer(i)]).unwrap();
+        }
+        let m = enc.finish(RowsEnd::Done).unwrap();
+        assert_eq!(RowsBatch::decode(&m[8..]).unwrap().rows.len(), 10_000);
+        assert_eq!(enc.rows(), 0);
     }
 
     #[test]

@@ -263,6 +263,29 @@ pub(crate) fn put_row<V: AsValueRef>(buf: &mut impl BufMut, row: &[V]) {
     }
 }
 
+/// Writes a row tuple into `buf` in one pass, checking texts as it goes; on error `buf` is
+/// left with part of the row (the caller truncates it).
+#[inline]
+pub(crate) fn put_row_checked<V: AsValueRef>(
+    buf: &mut bytes::BytesMut,
+    row: &[V],
+    message: &'static str,
+    row_index: usize,
+) -> Result<(), EncodeError> {
+    let header_at = buf.len();
+    buf.put_bytes(0, row_header_len(row.len()));
+    for (i, v) in row.iter().enumerate() {
+        let v = v.as_value_ref();
+        if let Some(s) = v.text() {
+            check_text(s, message, || format!("rows[{row_index}][{i}]").into())?;
+        }
+        let code = v.value_type().code();
+        buf[header_at + i / 2] |= if i & 1 == 0 { code } else { code << 4 };
+        v.put(buf);
+    }
+    Ok(())
+}
+
 #[inline]
 fn fill_nibbles<V: AsValueRef>(header: &mut [u8], row: &[V]) {
     for (i, v) in row.iter().enumerate() {
@@ -271,7 +294,48 @@ fn fill_nibbles<V: AsValueRef>(header: &mut [u8], row: &[V]) {
     }
 }
 
-/// Decodes one row tuple of `columns` values into `out` (cleared first).
+/// Reads the nibble header of row `row_index`; returns it with its body offset.
+#[inline]
+fn row_header<'a>(
+    cur: &mut Cursor<'a>,
+    columns: usize,
+    row_index: usize,
+) -> Result<(&'a [u8], usize), DecodeError> {
+    let offset = cur.offset();
+    let header = cur
+        .take("rows.header", row_header_len(columns))
+        .map_err(|mut e| {
+            e.field = format!("rows[{row_index}].header").into();
+            e
+        })?;
+    Ok((header, offset))
+}
+
+/// The type of column `c` from a row header.
+#[inline]
+fn column_type(
+    cur: &Cursor<'_>,
+    (header, offset): (&[u8], usize),
+    row_index: usize,
+    c: usize,
+) -> Result<ValueType, DecodeError> {
+    let byte = header[c / 2];
+    let code = if c & 1 == 0 { byte & 0x0f } else { byte >> 4 };
+    value_type(
+        cur,
+        code,
+        || format!("rows[{row_index}].types[{c}]"),
+        offset + c / 2,
+    )
+}
+
+fn value_field(mut e: DecodeError, row_index: usize, c: usize) -> DecodeError {
+    e.field = format!("rows[{row_index}][{c}]").into();
+    e
+}
+
+/// Decodes one row tuple of `columns` values into `out` (cleared first), borrowing texts and
+/// blobs from the body.
 #[inline]
 pub(crate) fn decode_row<'a>(
     cur: &mut Cursor<'a>,
@@ -280,29 +344,34 @@ pub(crate) fn decode_row<'a>(
     out: &mut Vec<ValueRef<'a>>,
 ) -> Result<(), DecodeError> {
     out.clear();
-    let header_offset = cur.offset();
-    let header = cur
-        .take("rows.header", row_header_len(columns))
-        .map_err(|mut e| {
-            e.field = format!("rows[{row_index}].header").into();
-            e
-        })?;
+    let header = row_header(cur, columns, row_index)?;
     for c in 0..columns {
-        let byte = header[c / 2];
-        let code = if c % 2 == 0 { byte & 0x0f } else { byte >> 4 };
-        let ty = value_type(
-            cur,
-            code,
-            || format!("rows[{row_index}].types[{c}]"),
-            header_offset + c / 2,
-        )?;
-        let v = cur.value(ty, "rows").map_err(|mut e| {
-            e.field = format!("rows[{row_index}][{c}]").into();
-            e
-        })?;
+        let ty = column_type(cur, header, row_index, c)?;
+        let v = cur
+            .value(ty, "rows")
+            .map_err(|e| value_field(e, row_index, c))?;
         out.push(v);
     }
     Ok(())
+}
+
+/// Decodes one row tuple of `columns` values into owned values.
+#[inline]
+pub(crate) fn decode_row_owned(
+    cur: &mut Cursor<'_>,
+    columns: usize,
+    row_index: usize,
+) -> Result<Vec<Value>, DecodeError> {
+    let header = row_header(cur, columns, row_index)?;
+    let mut row = Vec::with_capacity(columns);
+    for c in 0..columns {
+        let ty = column_type(cur, header, row_index, c)?;
+        let v = cur
+            .owned_value(ty, "rows")
+            .map_err(|e| value_field(e, row_index, c))?;
+        row.push(v);
+    }
+    Ok(row)
 }
 
 #[cfg(test)]

@@ -268,6 +268,30 @@ impl<'a> Cursor<'a> {
     }
 }
 
+impl Cursor<'_> {
+    /// Reads one value of type `ty` straight into an owned [`Value`].
+    #[inline]
+    pub(crate) fn owned_value(
+        &mut self,
+        ty: ValueType,
+        field: &'static str,
+    ) -> Result<Value, DecodeError> {
+        Ok(match ty {
+            ValueType::Integer => Value::Integer(self.u64(field)? as i64),
+            ValueType::Float => Value::Float(f64::from_bits(self.u64(field)?)),
+            ValueType::Text => Value::Text(self.text(field)?.to_owned()),
+            ValueType::Blob => Value::Blob(self.blob(field)?.to_vec()),
+            ValueType::Null => {
+                self.u64(field)?;
+                Value::Null
+            }
+            ValueType::UnixTime => Value::UnixTime(self.u64(field)? as i64),
+            ValueType::Iso8601 => Value::Iso8601(self.text(field)?.to_owned()),
+            ValueType::Boolean => Value::Boolean(self.u64(field)?),
+        })
+    }
+}
+
 /// Reads a type code, mapping unknown codes to an error at `offset`.
 pub(crate) fn value_type(
     cur: &Cursor<'_>,

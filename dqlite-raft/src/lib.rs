@@ -1,24 +1,56 @@
-//! A durable Raft storage engine and TCP network for openraft.
+//! A durable Raft storage engine and TCP network for [openraft] 0.9 (storage-v2).
 //!
 //! ```
-//! use dqlite_raft::log_store::{LogConfig, LogStore};
-//! use dqlite_raft::testing::TestConfig;
-//! use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+//! use std::time::Duration;
+//! use dqlite_raft::network::TcpConnector;
+//! use dqlite_raft::node::{NodeOptions, RaftNode};
+//! use dqlite_raft::testing::{DigestStateMachine, TestConfig};
+//! use openraft::{BasicNode, ServerState};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
-//! let (mut log, report) = LogStore::<TestConfig>::open(dir.path(), LogConfig::default())?;
-//! assert!(report.torn_tail.is_none());
-//! let entry = Entry {
-//!     log_id: LogId::new(CommittedLeaderId::new(1, 1), 0),
-//!     payload: EntryPayload::Normal(b"hello".to_vec()),
-//! };
-//! log.append_durable([entry]).await?; // returns once fdatasync covered it
-//! assert_eq!(log.reader().read_range(0..1)?.len(), 1);
+//! // Log segments go to dir/log, snapshots to dir/snapshots.
+//! let node = RaftNode::<TestConfig, _>::start(
+//!     1,
+//!     dir.path(),
+//!     NodeOptions::default(),
+//!     DigestStateMachine::default(),
+//!     TcpConnector::default(),
+//! )
+//! .await?;
+//! node.initialize([(1, BasicNode::new("127.0.0.1:9001"))].into()).await?;
+//! node.raft()
+//!     .wait(Some(Duration::from_secs(5)))
+//!     .state(ServerState::Leader, "single member elects itself")
+//!     .await?;
+//!
+//! // Returns once the entry is fsynced (on a majority, here: this node) and applied.
+//! let proposed = node.propose(b"hello".to_vec()).await?;
+//! assert_eq!(proposed.response, 1); // DigestStateMachine answers with its entry count
+//! node.read_barrier().await?; // linearizable reads from here on
+//! node.shutdown().await?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Pieces
+//! - [`log_store::LogStore`]: openraft's `RaftLogStorage` over preallocated segment files;
+//!   every record framed with length + CRC32C ([`frame`]), group commit on a dedicated I/O
+//!   thread, conflict truncation and purge as records (live data is never rewritten),
+//!   poisoning after a failed fsync. The vote is an atomically replaced file ([`atomic_file`]).
+//! - [`recovery`]: on open, a torn tail is cut and reported; damage before the tail is
+//!   [`error::StoreError::Corrupt`] naming file and offset.
+//! - [`state_machine`]: the [`state_machine::StateMachine`] trait an application implements,
+//!   and the openraft `RaftStateMachine` adapter with self-validating snapshot files
+//!   ([`snapshot`]).
+//! - [`network`]: openraft's RPCs over any byte stream, framed with version, length and
+//!   CRC32C; [`network::Connector`]s for TCP, TLS and a preamble (for sharing a port).
+//! - [`node::RaftNode`]: the facade the rest of an application talks to.
+//!
+//! Type configurations: anything implementing [`TypeConfig`] (declare it with
+//! `openraft::declare_raft_types!` using `openraft::Entry<Self>` entries,
+//! [`snapshot::SnapshotFile`] snapshot data and the tokio runtime); see [`testing::TestConfig`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

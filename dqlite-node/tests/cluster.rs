@@ -1,0 +1,253 @@
+//! Three real `dqlite-node` processes on 127.0.0.1: bootstrap and join, replicated writes,
+//! SIGKILL of the leader while a client writes, and every acknowledged write present on the
+//! new leader.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dqlite_wire::{Framer, ProtocolVersion, Request, Response, ResponseContext, RowsEnd, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A node process, SIGKILLed on drop (only processes this test started, by their pid).
+struct Proc {
+    child: Option<Child>,
+    address: String,
+}
+
+impl Proc {
+    fn start(id: u64, address: &str, dir: &std::path::Path, join: Option<&str>) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dqlite-node"));
+        cmd.args(["--id", &id.to_string(), "--address", address, "--dir"])
+            .arg(dir.join(format!("n{id}")))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("n{id}.log"))).unwrap());
+        if let Some(j) = join {
+            cmd.args(["--join", j]);
+        }
+        Proc {
+            child: Some(cmd.spawn().unwrap()),
+            address: address.to_string(),
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal wire client.
+struct Client {
+    s: TcpStream,
+    framer: Framer,
+}
+
+impl Client {
+    async fn connect(address: &str) -> std::io::Result<Client> {
+        let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(address))
+            .await
+            .map_err(|_| std::io::Error::other("connect timeout"))??;
+        s.write_all(&ProtocolVersion::V1.to_bytes()).await?;
+        Ok(Client {
+            s,
+            framer: Framer::new(),
+        })
+    }
+
+    async fn recv(&mut self, ctx: &ResponseContext) -> std::io::Result<Response> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(f) = self.framer.next_frame().map_err(std::io::Error::other)? {
+                    return f.decode_response(ctx).map_err(std::io::Error::other);
+                }
+                if self.s.read_buf(self.framer.buffer_mut()).await? == 0 {
+                    return Err(std::io::Error::other("closed"));
+                }
+            }
+        })
+        .await
+        .map_err(|_| std::io::Error::other("response timeout"))?
+    }
+
+    async fn call(&mut self, req: Request) -> std::io::Result<Response> {
+        self.s.write_all(&req.to_bytes().unwrap()).await?;
+        self.recv(&ResponseContext::for_request(&req)).await
+    }
+
+    async fn rows(&mut self, sql: &str) -> std::io::Result<Vec<Vec<Value>>> {
+        let req = Request::query_sql(sql, vec![]);
+        self.s.write_all(&req.to_bytes().unwrap()).await?;
+        let ctx = ResponseContext::for_request(&req);
+        let mut out = Vec::new();
+        loop {
+            match self.recv(&ctx).await? {
+                Response::Rows(b) => {
+                    out.extend(b.rows);
+                    if b.end == RowsEnd::Done {
+                        return Ok(out);
+                    }
+                }
+                other => return Err(std::io::Error::other(format!("{other:?}"))),
+            }
+        }
+    }
+}
+
+/// Asks each address who leads; returns the leader's address once one is reported.
+async fn find_leader(addresses: &[String], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for a in addresses {
+            if let Ok(mut c) = Client::connect(a).await
+                && let Ok(Response::Server { address, .. }) = c.call(Request::Leader).await
+                && !address.is_empty()
+                && addresses.contains(&address)
+            {
+                return address;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader among {addresses:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn open(address: &str) -> std::io::Result<Client> {
+    let mut c = Client::connect(address).await?;
+    match c
+        .call(Request::Open {
+            name: "test.db".into(),
+            flags: 0,
+            vfs: "volatile".into(),
+        })
+        .await?
+    {
+        Response::Db { .. } => Ok(c),
+        other => Err(std::io::Error::other(format!("{other:?}"))),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill_of_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut procs = vec![Proc::start(1, &addrs[0], dir.path(), None)];
+    find_leader(&addrs[..1], Duration::from_secs(20)).await;
+    procs.push(Proc::start(2, &addrs[1], dir.path(), Some(&addrs[0])));
+    procs.push(Proc::start(3, &addrs[2], dir.path(), Some(&addrs[0])));
+
+    // Wait for three voters.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Client::connect(&addrs[0]).await.unwrap();
+        if let Ok(Response::Servers { servers }) = c.call(Request::Cluster { format: 1 }).await
+            && servers.len() == 3
+            && servers.iter().all(|s| s.role == dqlite_wire::Role::Voter)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cluster did not form");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let leader = find_leader(&addrs, Duration::from_secs(20)).await;
+    let mut c = open(&leader).await.unwrap();
+    let r = c
+        .call(Request::exec_sql(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY)",
+            vec![],
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(r, Response::Result { .. }), "{r:?}");
+
+    // Write; kill the leader after 20 acknowledged writes; keep writing through the new
+    // leader until 60 writes are acknowledged.
+    let mut acked = Vec::new();
+    let mut killed = None;
+    let mut conn = Some(c);
+    let mut id = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.len() < 60 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} writes acknowledged",
+            acked.len()
+        );
+        if acked.len() == 20 && killed.is_none() {
+            let i = addrs.iter().position(|a| *a == leader).unwrap();
+            procs[i].kill();
+            killed = Some(i);
+        }
+        if conn.is_none() {
+            let live: Vec<String> = addrs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != killed)
+                .map(|(_, a)| a.clone())
+                .collect();
+            let l = find_leader(&live, Duration::from_secs(20)).await;
+            conn = open(&l).await.ok();
+            continue;
+        }
+        id += 1;
+        let c = conn.as_mut().unwrap();
+        match c
+            .call(Request::exec_sql(
+                "INSERT INTO t(id) VALUES(?)",
+                vec![Value::Integer(id)],
+            ))
+            .await
+        {
+            Ok(Response::Result { .. }) => acked.push(id),
+            Ok(Response::Failure(f)) if f.code == 10250 || f.code == 10506 => conn = None,
+            Ok(other) => panic!("unexpected answer {other:?}"),
+            Err(_) => conn = None,
+        }
+    }
+    assert!(killed.is_some());
+
+    let live: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != killed)
+        .map(|(_, a)| a.clone())
+        .collect();
+    let l = find_leader(&live, Duration::from_secs(20)).await;
+    assert_ne!(l, leader, "a new leader was elected");
+    let mut c = open(&l).await.unwrap();
+    let rows = c.rows("SELECT id FROM t ORDER BY id").await.unwrap();
+    let present: std::collections::BTreeSet<i64> = rows
+        .iter()
+        .map(|r| match r[0] {
+            Value::Integer(i) => i,
+            ref v => panic!("{v:?}"),
+        })
+        .collect();
+    for a in &acked {
+        assert!(present.contains(a), "acknowledged write {a} lost");
+    }
+}

@@ -15,7 +15,6 @@ use tokio::net::TcpStream;
 /// A node process, SIGKILLed on drop (only processes this test started, by their pid).
 struct Proc {
     child: Option<Child>,
-    address: String,
 }
 
 impl Proc {
@@ -32,7 +31,6 @@ impl Proc {
         }
         Proc {
             child: Some(cmd.spawn().unwrap()),
-            address: address.to_string(),
         }
     }
 

@@ -130,7 +130,7 @@ impl Client {
     /// Run one admin request on the leader, retrying on a new leader while the server refused
     /// it untouched. `idempotent` requests are also retried after connection failures; the
     /// others then fail as "outcome unknown".
-    async fn admin(&self, req: Req<'_>, idempotent: bool) -> Result<Resp> {
+    async fn admin(&self, req: Req<'_>, idempotent: bool) -> Result<(Resp, String)> {
         let start = Instant::now();
         let mut backoff = self.inner.config.backoff();
         let mut slot = self.inner.admin.lock().await;
@@ -146,8 +146,9 @@ impl Client {
             };
             let err = match res {
                 Ok(resp) => {
+                    let node = conn.node().to_owned();
                     *slot = Some(conn);
-                    return Ok(resp);
+                    return Ok((resp, node));
                 }
                 Err(e) => e,
             };
@@ -177,7 +178,7 @@ impl Client {
     pub async fn leader(&self) -> Result<Option<NodeInfo>> {
         let req = Req::Leader;
         match self.admin(req, true).await? {
-            Resp::Server { id, address } if !address.is_empty() => {
+            (Resp::Server { id, address }, _) if !address.is_empty() => {
                 let role = self
                     .members()
                     .iter()
@@ -185,19 +186,19 @@ impl Client {
                     .map_or(Role::Voter, |n| n.role);
                 Ok(Some(NodeInfo { id, address, role }))
             }
-            Resp::Server { .. } => Ok(None),
-            other => Err(unexpected("LEADER", &other)),
+            (Resp::Server { .. }, _) => Ok(None),
+            (other, node) => Err(unexpected(node, "LEADER", &other)),
         }
     }
 
     /// The members with their roles, as the leader reports them (also refreshes the store).
     pub async fn cluster(&self) -> Result<Vec<NodeInfo>> {
         match self.admin(Req::Cluster, true).await? {
-            Resp::Servers(nodes) => {
+            (Resp::Servers(nodes), _) => {
                 self.lock_store().replace(nodes.clone());
                 Ok(nodes)
             }
-            other => Err(unexpected("CLUSTER", &other)),
+            (other, node) => Err(unexpected(node, "CLUSTER", &other)),
         }
     }
 
@@ -233,8 +234,8 @@ impl Client {
 
     async fn expect_empty(&self, req: Req<'_>, name: &'static str) -> Result<()> {
         match self.admin(req, false).await? {
-            Resp::Empty => Ok(()),
-            other => Err(unexpected(name, &other)),
+            (Resp::Empty, _) => Ok(()),
+            (other, node) => Err(unexpected(node, name, &other)),
         }
     }
 
@@ -256,7 +257,7 @@ impl Client {
                 failure_domain,
                 weight,
             }),
-            other => Err(unexpected("DESCRIBE", &other)),
+            other => Err(unexpected(address.to_owned(), "DESCRIBE", &other)),
         }
     }
 
@@ -264,15 +265,15 @@ impl Client {
     pub async fn weight(&self, address: &str, weight: u64) -> Result<()> {
         match self.direct(address, Req::Weight { weight }).await? {
             Resp::Empty => Ok(()),
-            other => Err(unexpected("WEIGHT", &other)),
+            other => Err(unexpected(address.to_owned(), "WEIGHT", &other)),
         }
     }
 
     /// The files of database `name` (main file and WAL) as the leader has them.
     pub async fn dump(&self, name: &str) -> Result<Vec<File>> {
         match self.admin(Req::Dump { name }, true).await? {
-            Resp::Files(files) => Ok(files),
-            other => Err(unexpected("DUMP", &other)),
+            (Resp::Files(files), _) => Ok(files),
+            (other, node) => Err(unexpected(node, "DUMP", &other)),
         }
     }
 
@@ -280,14 +281,14 @@ impl Client {
     pub async fn dump_from(&self, address: &str, name: &str) -> Result<Vec<File>> {
         match self.direct(address, Req::Dump { name }).await? {
             Resp::Files(files) => Ok(files),
-            other => Err(unexpected("DUMP", &other)),
+            other => Err(unexpected(address.to_owned(), "DUMP", &other)),
         }
     }
 }
 
-fn unexpected(request: &'static str, got: &Resp) -> Error {
+fn unexpected(node: String, request: &'static str, got: &Resp) -> Error {
     Error::UnexpectedResponse {
-        node: String::new(),
+        node,
         request,
         got: got.name().to_owned(),
     }

@@ -629,3 +629,31 @@ async fn tls_with_a_shared_certificate() {
     let e = Client::connect_with([addr], config).await.unwrap_err();
     assert!(e.to_string().contains("TLS"), "{e}");
 }
+
+#[tokio::test]
+async fn admin_answers_of_the_wrong_type_name_the_node() {
+    let addr = fake(|a| {
+        one_node(
+            a,
+            Arc::new(|req, _| match req {
+                Request::Describe { .. } => Action::Reply(encode(Response::Empty)),
+                Request::Transfer { .. } => Action::Reply(encode(Response::Db { db_id: 0 })),
+                _ => Action::Close,
+            }),
+        )
+    })
+    .await;
+    let client = Client::connect_with([addr.clone()], quick_config())
+        .await
+        .unwrap();
+    let e = client.describe(&addr).await.unwrap_err();
+    assert!(matches!(e, Error::UnexpectedResponse { .. }), "{e:?}");
+    assert_eq!(e.node(), Some(addr.as_str()));
+    let e = client.transfer(2).await.unwrap_err();
+    assert_eq!(e.node(), Some(addr.as_str()), "{e}");
+    assert!(
+        e.to_string()
+            .contains("unexpected DB in answer to TRANSFER"),
+        "{e}"
+    );
+}

@@ -72,7 +72,7 @@ impl Conn {
             broken: false,
         };
         codec::encode_handshake(&mut conn.wbuf);
-        conn.flush_wbuf("handshake").await?;
+        conn.flush_wbuf().await?;
         Ok(conn)
     }
 
@@ -101,10 +101,10 @@ impl Conn {
         self.check()?;
         self.wbuf.clear();
         codec::encode_request(req, &mut self.wbuf)?;
-        self.flush_wbuf(req.name()).await
+        self.flush_wbuf().await
     }
 
-    async fn flush_wbuf(&mut self, what: &'static str) -> Result<()> {
+    async fn flush_wbuf(&mut self) -> Result<()> {
         let write = self.stream.write_all(&self.wbuf);
         let res = match tokio::time::timeout(self.limits.write_timeout, write).await {
             Ok(Ok(())) => Ok(()),
@@ -122,7 +122,6 @@ impl Conn {
         if res.is_err() {
             self.broken = true;
         }
-        let _ = what;
         res
     }
 

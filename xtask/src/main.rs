@@ -4,8 +4,10 @@
 //! - `fuzz [--seconds N] [TARGET...]`: a bounded smoke run of the cargo-fuzz targets.
 //! - `asan`: the `dqlite-vfs` tests under AddressSanitizer (nightly).
 //! - `bench [CRATE...]`: the criterion benchmarks of the named crates (all by default).
+//! - `cluster start|status|stop|kill|restart`: a local cluster of `dqlite-node` processes.
 
 mod ci;
+mod cluster;
 mod cmd;
 mod fuzz;
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run_fuzz(rest),
         "asan" => ci::asan(rest),
         "bench" => ci::bench(rest),
+        "cluster" => cluster::run_cluster(rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -45,4 +48,11 @@ tasks:
   ci [--no-package] [--no-asan]  fmt, clippy, tests, docs, packaging (what CI runs)
   fuzz [--seconds N] [TARGET..]  run each cargo-fuzz target for N seconds (default 60)
   asan                           dqlite-vfs tests under AddressSanitizer (nightly)
-  bench [CRATE..]                criterion benchmarks (e.g. `bench wire vfs`)";
+  bench [CRATE..]                criterion benchmarks (e.g. `bench wire vfs`)
+  cluster start [--nodes 3] [--base-port 9001] [--dir DIR] [--release]
+                                 build and start dqlite-node processes on 127.0.0.1 in the
+                                 background (logs and data in DIR, default target/cluster);
+                                 prints their addresses comma-separated
+  cluster status|stop [--dir DIR]
+  cluster kill|restart (--node N | --address HOST:PORT) [--dir DIR]
+                                 kill: SIGKILL by recorded pid; stop: SIGTERM all";

@@ -1,8 +1,10 @@
 //! Primitive field codecs (§2 of the protocol reference): little-endian integers, NUL-terminated
 //! padded text, length-prefixed padded blobs.
 //!
-//! Decoding goes through [`Cursor`], which wraps `nom` parsers so that every failure becomes a
-//! [`DecodeError`] naming the message, the field and the body offset. Decoding never requires
+//! Decoding goes through [`Cursor`], which turns every failure into a [`DecodeError`] naming
+//! the message, the field and the body offset. Fixed-size fields are plain slice splits (they
+//! are the hot path of ROWS decoding); texts are found with `nom`'s `take_until`, which uses
+//! `memchr`. Decoding never requires
 //! padding bytes to be zero (C servers leave stale bytes in blob padding); encoding always
 //! writes zeros.
 
@@ -11,8 +13,7 @@ use std::borrow::Cow;
 use bytes::BufMut;
 use nom::IResult;
 use nom::Parser;
-use nom::bytes::complete::{take, take_until};
-use nom::number::complete::{le_u8, le_u32, le_u64};
+use nom::bytes::complete::take_until;
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 
@@ -147,44 +148,46 @@ impl<'a> Cursor<'a> {
         )
     }
 
+    /// Reads a fixed-size chunk.
     #[inline]
-    fn run<T>(
-        &mut self,
-        field: &'static str,
-        needed: u64,
-        parser: impl FnOnce(&'a [u8]) -> NomResult<'a, T>,
-    ) -> Result<T, DecodeError> {
-        match parser(self.rest) {
-            Ok((rest, value)) => {
+    fn chunk<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        match self.rest.split_first_chunk::<N>() {
+            Some((chunk, rest)) => {
                 self.rest = rest;
-                Ok(value)
+                Ok(*chunk)
             }
-            Err(_) => Err(self.truncated(field, needed)),
+            None => Err(self.truncated(field, N as u64)),
         }
     }
 
     /// Reads one byte.
     #[inline]
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        self.run(field, 1, le_u8)
+        self.chunk::<1>(field).map(|[b]| b)
     }
 
     /// Reads a little-endian u32.
     #[inline]
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        self.run(field, 4, le_u32)
+        self.chunk(field).map(u32::from_le_bytes)
     }
 
     /// Reads a little-endian u64.
     #[inline]
     pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        self.run(field, 8, le_u64)
+        self.chunk(field).map(u64::from_le_bytes)
     }
 
     /// Reads `n` raw bytes.
     #[inline]
     pub(crate) fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
-        self.run(field, n as u64, |i| take(n).parse(i))
+        match self.rest.split_at_checked(n) {
+            Some((taken, rest)) => {
+                self.rest = rest;
+                Ok(taken)
+            }
+            None => Err(self.truncated(field, n as u64)),
+        }
     }
 
     /// Reads a length that must fit in the remaining bytes, as raw bytes; used for sizes read

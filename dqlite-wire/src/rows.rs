@@ -7,9 +7,7 @@ use crate::constants::{DEFAULT_ROWS_BUDGET, ROWS_DONE, ROWS_PART, response};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::header::Header;
 use crate::primitive::{Cursor, check_text, put_text, text_len};
-use crate::tuple::{
-    AsValueRef, decode_row, decode_row_owned, put_row, put_row_checked, row_encoded_len,
-};
+use crate::tuple::{AsValueRef, decode_row, decode_row_owned, put_row, row_encoded_len, write_row};
 use crate::value::{Value, ValueRef};
 
 /// One row of owned values, in column order.
@@ -381,17 +379,12 @@ impl RowsEncoder {
                 got: row.len(),
             });
         }
+        let len = row_encoded_len(row, "ROWS", self.rows)?;
         let start = self.buf.len();
-        match put_row_checked(&mut self.buf, row, "ROWS", self.rows) {
-            Ok(()) => {
-                self.rows += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.buf.truncate(start);
-                Err(e)
-            }
-        }
+        self.buf.resize(start + len, 0);
+        write_row(&mut self.buf[start..], row);
+        self.rows += 1;
+        Ok(())
     }
 
     /// Ends the current batch with `end` and returns the complete message (header + body);

@@ -263,27 +263,43 @@ pub(crate) fn put_row<V: AsValueRef>(buf: &mut impl BufMut, row: &[V]) {
     }
 }
 
-/// Writes a row tuple into `buf` in one pass, checking texts as it goes; on error `buf` is
-/// left with part of the row (the caller truncates it).
+/// Writes a row tuple (after [`row_encoded_len`] succeeded and returned `dst.len()`) into
+/// `dst`, which must be zeroed: padding is left as it is. Writing into a slice sized in
+/// advance keeps the per-value cost to plain stores, which is what makes the server's
+/// [`RowsEncoder`](crate::RowsEncoder) fast.
 #[inline]
-pub(crate) fn put_row_checked<V: AsValueRef>(
-    buf: &mut bytes::BytesMut,
-    row: &[V],
-    message: &'static str,
-    row_index: usize,
-) -> Result<(), EncodeError> {
-    let header_at = buf.len();
-    buf.put_bytes(0, row_header_len(row.len()));
+pub(crate) fn write_row<V: AsValueRef>(dst: &mut [u8], row: &[V]) {
+    let mut o = row_header_len(row.len());
     for (i, v) in row.iter().enumerate() {
         let v = v.as_value_ref();
-        if let Some(s) = v.text() {
-            check_text(s, message, || format!("rows[{row_index}][{i}]").into())?;
-        }
         let code = v.value_type().code();
-        buf[header_at + i / 2] |= if i & 1 == 0 { code } else { code << 4 };
-        v.put(buf);
+        dst[i / 2] |= if i & 1 == 0 { code } else { code << 4 };
+        match v {
+            ValueRef::Integer(x) | ValueRef::UnixTime(x) => {
+                dst[o..o + 8].copy_from_slice(&x.to_le_bytes());
+                o += 8;
+            }
+            ValueRef::Float(x) => {
+                dst[o..o + 8].copy_from_slice(&x.to_bits().to_le_bytes());
+                o += 8;
+            }
+            ValueRef::Boolean(x) => {
+                dst[o..o + 8].copy_from_slice(&x.to_le_bytes());
+                o += 8;
+            }
+            ValueRef::Null => o += 8,
+            ValueRef::Text(t) | ValueRef::Iso8601(t) => {
+                dst[o..o + t.len()].copy_from_slice(t.as_bytes());
+                o += pad8(t.len() + 1);
+            }
+            ValueRef::Blob(b) => {
+                dst[o..o + 8].copy_from_slice(&(b.len() as u64).to_le_bytes());
+                dst[o + 8..o + 8 + b.len()].copy_from_slice(b);
+                o += 8 + pad8(b.len());
+            }
+        }
     }
-    Ok(())
+    debug_assert_eq!(o, dst.len(), "row size computed by row_encoded_len");
 }
 
 #[inline]

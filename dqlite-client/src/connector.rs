@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 
 use crate::codec::{Req, Resp};
 use crate::config::Config;
@@ -14,6 +13,9 @@ use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::store::NodeStore;
 use crate::transport::Address;
+
+/// How many members are asked at once (go-dqlite's `ConcurrentLeaderConns` default).
+const MAX_CONCURRENT_PROBES: usize = 10;
 
 /// What asking one node gave.
 enum Probe {
@@ -68,7 +70,8 @@ async fn probe(address: String, config: &Config) -> Result<Probe> {
     }
 }
 
-/// One sweep: the last known leader alone first, then every member in parallel. The first
+/// One sweep: the last known leader alone first, then every member, up to
+/// [`MAX_CONCURRENT_PROBES`] at a time. The first
 /// confirmed leader wins; the other probes are dropped (their connections closed).
 async fn sweep(store: &std::sync::Mutex<NodeStore>, config: &Config) -> Result<Conn> {
     let (order, last_leader) = {
@@ -83,7 +86,9 @@ async fn sweep(store: &std::sync::Mutex<NodeStore>, config: &Config) -> Result<C
             Err(e) => last_err = Some(e),
         }
     }
-    let mut probes: FuturesUnordered<_> = order.into_iter().map(|a| probe(a, config)).collect();
+    let mut probes = futures::stream::iter(order)
+        .map(|a| probe(a, config))
+        .buffer_unordered(MAX_CONCURRENT_PROBES);
     while let Some(r) = probes.next().await {
         match r {
             Ok(Probe::Leader(conn)) => return Ok(conn),

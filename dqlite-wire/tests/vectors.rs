@@ -384,6 +384,7 @@ fn check_transcript(path: &Path, r: &mut Report) {
     }
     let mut legacy = false;
     let mut last_request: Option<Request> = None;
+    let mut open_query: Option<Request> = None;
     let mut rows_run: Vec<(Vec<u8>, Response)> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let who = format!("{name} step {i}");
@@ -410,7 +411,10 @@ fn check_transcript(path: &Path, r: &mut Report) {
             last_request = Some(req);
         } else if let Some(hex) = step.get("recv").and_then(Json::as_str) {
             let bytes = unhex(hex);
-            let Some(req) = &last_request else {
+            // While a query's result is streaming (last batch PART), responses still answer
+            // that query, even if an INTERRUPT was sent meanwhile (it is only read after the
+            // stream ends, and its EMPTY decodes the same in any context).
+            let Some(req) = open_query.as_ref().or(last_request.as_ref()) else {
                 r.fail(&who, "response before any request".into());
                 continue;
             };
@@ -434,6 +438,10 @@ fn check_transcript(path: &Path, r: &mut Report) {
             }
             let end = match &resp {
                 Response::Rows(b) => Some(b.end),
+                _ => None,
+            };
+            open_query = match end {
+                Some(RowsEnd::Part) => Some(req.clone()),
                 _ => None,
             };
             if end.is_some() {

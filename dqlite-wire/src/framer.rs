@@ -53,6 +53,9 @@ impl ProtocolVersion {
     }
 }
 
+/// Most the framer reserves ahead of bytes actually received.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// One whole message cut from a stream: its header and exactly `header.words × 8` body bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -83,8 +86,8 @@ impl Frame {
 /// * After an error the framer is poisoned: every later call returns
 ///   [`FrameError::Poisoned`]; the connection should be closed.
 ///
-/// Memory use is what the caller pushed: the framer reserves at most the announced message
-/// size (which is bounded by the maximum) and never more than the pushed data requires.
+/// Memory use is what the caller pushed plus at most 64 KiB reserved ahead: a header alone
+/// never makes the framer allocate its announced body size.
 #[derive(Debug)]
 pub struct Framer {
     buf: BytesMut,
@@ -221,9 +224,10 @@ impl Framer {
         // Fits in usize: at most max_body.
         let total = Header::LEN + body_len as usize;
         if self.buf.len() < total {
-            // Reserve for this message only (bounded by max_body), so large bodies arriving
-            // in many chunks do not reallocate repeatedly.
-            self.buf.reserve(total - self.buf.len());
+            // Reserve a little ahead, never the announced size: a peer that sends only a
+            // header must not make us hold megabytes. The buffer grows as bytes arrive.
+            self.buf
+                .reserve((total - self.buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         let mut message = self.buf.split_to(total);
@@ -301,6 +305,21 @@ mod tests {
         // Nothing was reserved for the 32 GiB body.
         assert!(f.buffer_mut().capacity() < 1024);
         assert!(matches!(f.next_frame(), Err(FrameError::Poisoned(_))));
+    }
+
+    #[test]
+    fn a_header_alone_does_not_allocate_the_body() {
+        let mut f = Framer::new();
+        let h = Header {
+            words: (DEFAULT_MAX_BODY / 8) as u32,
+            type_code: 9,
+            schema: 0,
+            extra: 0,
+        };
+        f.push(&h.to_bytes());
+        assert_eq!(f.next_frame(), Ok(None));
+        assert!(f.buffer_mut().capacity() <= RESERVE_AHEAD + 64);
+        assert_eq!(f.needed(), DEFAULT_MAX_BODY);
     }
 
     #[test]

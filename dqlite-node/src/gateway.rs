@@ -559,7 +559,7 @@ impl Session {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::info!(error = %e, "proposal failed: aborting the commit");
-                w.1.send(Job::Abort);
+                w.1.send(Job::Abort { conn: self.conn });
                 Err(SqlFailure::new(LEADERSHIP_LOST, "leadership lost"))
             }
         }

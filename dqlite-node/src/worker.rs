@@ -124,8 +124,13 @@ pub enum Job {
         /// Answer.
         reply: oneshot::Sender<Result<(), String>>,
     },
-    /// Discard the pending commit (its proposal failed).
-    Abort,
+    /// Discard the pending commit of connection `conn` (its proposal failed). Ignored if the
+    /// pending commit is gone (applied meanwhile, because the entry committed after all) or
+    /// belongs to another connection.
+    Abort {
+        /// Connection whose commit to discard.
+        conn: ConnId,
+    },
     /// Fold the WAL into the main file.
     Checkpoint,
     /// Consistent image of the committed database.
@@ -197,6 +202,8 @@ struct Worker {
     conns: HashMap<ConnId, Connection>,
     /// Jobs waiting for the write lock, oldest first.
     parked: VecDeque<Job>,
+    /// The connection whose captured commit is pending (awaiting apply or abort).
+    pending_conn: std::cell::Cell<Option<ConnId>>,
 }
 
 /// Outcome of trying a job.
@@ -212,6 +219,7 @@ impl Worker {
             db,
             conns: HashMap::new(),
             parked: VecDeque::new(),
+            pending_conn: std::cell::Cell::new(None),
         }
     }
 
@@ -286,7 +294,11 @@ impl Worker {
                 params,
                 deadline,
                 reply,
-            } => match self.exec(conn, &sql, &params) {
+            } => match self.exec(conn, &sql, &params).inspect(|e| {
+                if e.frames.is_some() {
+                    self.pending_conn.set(Some(conn));
+                }
+            }) {
                 Err(e) if e.is_busy() && self.lock_may_free(conn) => {
                     return Tried::Busy(Job::Exec {
                         conn,
@@ -323,8 +335,11 @@ impl Worker {
                 let r = self.apply(&frames);
                 let _ = reply.send(r);
             }
-            Job::Abort => {
-                self.db.abort();
+            Job::Abort { conn } => {
+                if self.pending_conn.get() == Some(conn) {
+                    self.db.abort();
+                    self.pending_conn.set(None);
+                }
             }
             Job::Checkpoint => {
                 if let Err(e) = self.db.checkpoint() {
@@ -337,6 +352,7 @@ impl Worker {
             Job::Restore { snapshot, reply } => {
                 self.rollback_all();
                 self.db.abort();
+                self.pending_conn.set(None);
                 let r = self.db.restore(&snapshot).map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
@@ -515,6 +531,9 @@ impl Worker {
             .finish(RowsEnd::Done)
             .map_err(|e| SqlFailure::new(1, e.to_string()))?;
         let frames = c.poll();
+        if frames.is_some() {
+            self.pending_conn.set(Some(conn));
+        }
         let _ = out.blocking_send(QueryMsg::Done(last, frames));
         Ok(())
     }
@@ -528,6 +547,9 @@ impl Worker {
     }
 
     fn apply(&mut self, frames: &Frames) -> Result<(), String> {
+        // Whatever was pending is settled by this apply: published if these are its frames,
+        // discarded if another leader's entry won.
+        self.pending_conn.set(None);
         match self.db.apply(frames) {
             Ok(_) => Ok(()),
             Err(dqlite_vfs::Error::Busy { .. }) => {

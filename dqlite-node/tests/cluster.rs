@@ -8,9 +8,10 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dqlite_wire::{Framer, ProtocolVersion, Request, Response, ResponseContext, RowsEnd, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+mod support;
+
+use dqlite_wire::{Request, Response, Value};
+use support::Client;
 
 /// A node process, SIGKILLed on drop (only processes this test started, by their pid).
 struct Proc {
@@ -56,63 +57,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A minimal wire client.
-struct Client {
-    s: TcpStream,
-    framer: Framer,
-}
-
-impl Client {
-    async fn connect(address: &str) -> std::io::Result<Client> {
-        let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(address))
-            .await
-            .map_err(|_| std::io::Error::other("connect timeout"))??;
-        s.write_all(&ProtocolVersion::V1.to_bytes()).await?;
-        Ok(Client {
-            s,
-            framer: Framer::new(),
-        })
-    }
-
-    async fn recv(&mut self, ctx: &ResponseContext) -> std::io::Result<Response> {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Some(f) = self.framer.next_frame().map_err(std::io::Error::other)? {
-                    return f.decode_response(ctx).map_err(std::io::Error::other);
-                }
-                if self.s.read_buf(self.framer.buffer_mut()).await? == 0 {
-                    return Err(std::io::Error::other("closed"));
-                }
-            }
-        })
-        .await
-        .map_err(|_| std::io::Error::other("response timeout"))?
-    }
-
-    async fn call(&mut self, req: Request) -> std::io::Result<Response> {
-        self.s.write_all(&req.to_bytes().unwrap()).await?;
-        self.recv(&ResponseContext::for_request(&req)).await
-    }
-
-    async fn rows(&mut self, sql: &str) -> std::io::Result<Vec<Vec<Value>>> {
-        let req = Request::query_sql(sql, vec![]);
-        self.s.write_all(&req.to_bytes().unwrap()).await?;
-        let ctx = ResponseContext::for_request(&req);
-        let mut out = Vec::new();
-        loop {
-            match self.recv(&ctx).await? {
-                Response::Rows(b) => {
-                    out.extend(b.rows);
-                    if b.end == RowsEnd::Done {
-                        return Ok(out);
-                    }
-                }
-                other => return Err(std::io::Error::other(format!("{other:?}"))),
-            }
-        }
-    }
-}
-
 /// Asks each address who leads; returns the leader's address once one is reported.
 async fn find_leader(addresses: &[String], timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
@@ -132,18 +76,7 @@ async fn find_leader(addresses: &[String], timeout: Duration) -> String {
 }
 
 async fn open(address: &str) -> std::io::Result<Client> {
-    let mut c = Client::connect(address).await?;
-    match c
-        .call(Request::Open {
-            name: "test.db".into(),
-            flags: 0,
-            vfs: "volatile".into(),
-        })
-        .await?
-    {
-        Response::Db { .. } => Ok(c),
-        other => Err(std::io::Error::other(format!("{other:?}"))),
-    }
+    support::open(address, "test.db").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

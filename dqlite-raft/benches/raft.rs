@@ -81,14 +81,7 @@ struct Log {
 impl Log {
     fn new() -> Arc<Self> {
         let dir = bench_dir();
-        let (log, _) = LogStore::open(
-            &dir.path().join("log"),
-            LogConfig {
-                segment_size: 64 << 20,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (log, _) = LogStore::open(&dir.path().join("log"), LogConfig::default()).unwrap();
         Arc::new(Self {
             _dir: dir,
             log: Mutex::new((log, 0)),
@@ -304,6 +297,7 @@ fn summary(secs: f64) {
         .unwrap();
     let mut rows: Vec<(String, f64, Duration, Duration)> = Vec::new();
 
+    let only_d = std::env::var("DQLITE_RAFT_BENCH_ONLY").as_deref() == Ok("d");
     let mut raw = RawFsync::new();
     let start = Instant::now();
     let mut lat = Vec::new();
@@ -321,6 +315,9 @@ fn summary(secs: f64) {
     ));
     drop(raw);
 
+    if only_d {
+        return summary_d(secs, rows);
+    }
     let log = Log::new();
     let n = (raw_rate * secs) as u64;
     let l2 = log.clone();
@@ -350,7 +347,12 @@ fn summary(secs: f64) {
         pct(&mut lat, 0.99),
     ));
     drop(log);
+    summary_d(secs, rows);
+}
 
+fn summary_d(secs: f64, mut rows: Vec<(String, f64, Duration, Duration)>) {
+    let b_rate = rows.get(1).map_or(0.0, |r| r.1);
+    let raw_rate = rows[0].1;
     let cluster = Cluster::start();
     cluster.run(1, 200); // warm up connections
     let (el, mut lat) = cluster.run(1, (2_000.0 * secs) as u64);
@@ -384,14 +386,26 @@ fn summary(secs: f64) {
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .try_init();
+    }
     let args: Vec<String> = std::env::args().collect();
     // `cargo test --benches` runs bench targets with `--test`: keep that quick.
     if args.iter().any(|a| a == "--test") {
         summary(0.2);
         return;
     }
-    let mut c = Criterion::default().configure_from_args();
-    criterion_benches(&mut c);
-    c.final_summary();
-    summary(3.0);
+    // DQLITE_RAFT_BENCH=summary skips the criterion part (the table only).
+    if std::env::var("DQLITE_RAFT_BENCH").as_deref() != Ok("summary") {
+        let mut c = Criterion::default().configure_from_args();
+        criterion_benches(&mut c);
+        c.final_summary();
+    }
+    let secs = std::env::var("DQLITE_RAFT_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    summary(secs);
 }

@@ -102,13 +102,16 @@ impl<C: RaftTypeConfig> Writer<C> {
             _ => None,
         };
         let next_seg_seq = segments.back().map_or(1, |s| s.seq + 1);
+        // Zero-fill the next segment in the background from the start, so that the first roll
+        // (or the very first append) does not wait for it.
+        let preparer = Some(Preparer::start(&dir, segment_size)?);
         Ok(Self {
             shared,
             dir,
             segment_size,
             segments,
             active,
-            preparer: None,
+            preparer,
             // Skip a number so that nothing left from before the crash can pass as this run's.
             batch: max_batch + 2,
             next_seg_seq,

@@ -32,7 +32,7 @@ const VOTE_MAGIC: &[u8; 8] = b"DQRVOTE\0";
 /// Settings of a [`LogStore`].
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    /// Size of each preallocated segment file. Default 16 MiB.
+    /// Size of each preallocated segment file. Default 8 MiB.
     pub segment_size: u64,
     /// Bytes of decoded entries kept in memory for readers (replication, apply). Entries not yet
     /// written are always cached regardless. Default 16 MiB.
@@ -45,7 +45,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            segment_size: 16 << 20,
+            segment_size: 8 << 20,
             cache_bytes: 16 << 20,
             fail_sync: None,
         }

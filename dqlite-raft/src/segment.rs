@@ -50,6 +50,10 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
 }
 
 /// Creates a zero-filled, fsynced file of `size` bytes at `path`.
+///
+/// Zeros go out 1 MiB at a time, each chunk synced before the next: on ext4 (ordered data) a
+/// journal commit forced by the log's `fdatasync` also waits for newly allocated data of other
+/// files, so a 16 MiB burst would stall appends; 1 MiB bounds that stall.
 pub fn create_zeroed(path: &Path, size: u64) -> Result<fs::File, StoreError> {
     let mut f = fs::OpenOptions::new()
         .read(true)
@@ -64,6 +68,8 @@ pub fn create_zeroed(path: &Path, size: u64) -> Result<fs::File, StoreError> {
         let n = left.min(chunk.len() as u64) as usize;
         f.write_all(&chunk[..n])
             .map_err(|e| StoreError::io("preallocate", path, e))?;
+        f.sync_data()
+            .map_err(|e| StoreError::io("fsync", path, e))?;
         left -= n as u64;
     }
     f.sync_all().map_err(|e| StoreError::io("fsync", path, e))?;
@@ -93,12 +99,18 @@ impl Preparer {
     pub fn start(dir: &Path, size: u64) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::sync_channel(0);
         let d = dir.to_path_buf();
+        // Unique per preparer: a preparer of a closed store may still be finishing a file
+        // while a reopened store starts its own in the same directory.
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_nanos());
+        let tag = format!("{}-{nonce}", std::process::id());
         thread::Builder::new()
             .name("raft-log-prep".into())
             .spawn(move || {
                 let mut n = 0u64;
                 loop {
-                    let path = d.join(format!("{PREPARED_PREFIX}{n}.tmp"));
+                    let path = d.join(format!("{PREPARED_PREFIX}{tag}-{n}.tmp"));
                     n += 1;
                     let res = create_zeroed(&path, size).map(|file| Prepared {
                         path: path.clone(),

@@ -4,7 +4,9 @@
 //!
 //! Both are `#[ignore]`d for now (run them with `cargo test -p dqlite-node --test replication
 //! -- --ignored`): the first fails about one run in three, the second almost always, on the
-//! same openraft panic described below.
+//! same openraft panic described below. The second writes larger rows and makes the leader
+//! purge its log before the join, so that the new member must be caught up by snapshot
+//! install.
 //!
 //! Diagnosis (RUST_LOG=openraft=debug): openraft wraps every AppendEntries in its own
 //! timeout (`replication/mod.rs:457`, the heartbeat interval), which fires before the one

@@ -192,3 +192,30 @@ async fn acknowledged_writes_survive_sigkill_of_the_leader() {
         assert!(present.contains(a), "acknowledged write {a} lost");
     }
 }
+
+#[test]
+fn binary_exit_codes() {
+    let bin = env!("CARGO_BIN_EXE_dqlite-node");
+    // --help: success, documents every flag.
+    let out = Command::new(bin).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--id", "--address", "--dir", "--join"] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    // Missing arguments: clap's usage error, exit code 2.
+    let st = Command::new(bin).arg("--id").arg("1").output().unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    // An address already in use: the node cannot start, exit code 1.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new(bin)
+        .args(["--id", "1", "--address"])
+        .arg(busy.local_addr().unwrap().to_string())
+        .arg("--dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(1));
+}

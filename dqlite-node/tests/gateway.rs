@@ -362,3 +362,38 @@ async fn rows_stream_in_batches_and_state_survives_restart_from_snapshot() {
     drop(c);
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_local_reads_and_connection_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = NodeOptions {
+        leader_local_reads: true,
+        max_connections: 2,
+        ..NodeOptions::default()
+    };
+    let node = single(dir.path(), options).await;
+    let addr = node.local_addr().to_string();
+    let mut a = open(&addr, "l.db").await.unwrap();
+    assert!(matches!(
+        exec(&mut a, "CREATE TABLE t(x); INSERT INTO t VALUES(1)", vec![]).await,
+        Response::Result { .. }
+    ));
+    assert_eq!(
+        a.rows("SELECT x FROM t").await.unwrap(),
+        vec![vec![Value::Integer(1)]]
+    );
+    let _b = open(&addr, "l.db").await.unwrap();
+    // A third client connection is over the limit: closed without an answer.
+    let mut c = Client::connect(&addr).await.unwrap();
+    c.s.write_all(&Request::Leader.to_bytes().unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "over-limit connection closed");
+    drop((a, _b));
+    node.shutdown().await.unwrap();
+}

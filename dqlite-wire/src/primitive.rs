@@ -42,13 +42,68 @@ pub(crate) fn check_text(
     message: &'static str,
     field: impl FnOnce() -> Cow<'static, str>,
 ) -> Result<(), EncodeError> {
-    if s.as_bytes().contains(&0) {
+    if has_nul(s.as_bytes()) {
         return Err(EncodeError::NulInText {
             message,
             field: field(),
         });
     }
     Ok(())
+}
+
+/// True if `b` holds a zero byte.
+///
+/// Texts in rows are mostly short, where `<[u8]>::contains` goes byte by byte; this looks at
+/// whole words instead (overlapping the last one), and leaves long texts to `contains`, which
+/// is word-at-a-time with aligned reads.
+#[inline]
+pub(crate) fn has_nul(b: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    // Exact for "some byte is zero" (the classic test can only misflag bytes *above* a zero).
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI != 0;
+    if b.len() > 64 {
+        return b.contains(&0);
+    }
+    match b.last_chunk::<8>() {
+        Some(last) => {
+            let (words, _) = b.as_chunks::<8>();
+            words.iter().any(|w| zero(u64::from_le_bytes(*w))) || zero(u64::from_le_bytes(*last))
+        }
+        None => {
+            // Fewer than 8 bytes: gather them into one word, padded with 0xFF (not zero).
+            let mut w = [0xFFu8; 8];
+            for (d, s) in w.iter_mut().zip(b) {
+                *d = *s;
+            }
+            zero(u64::from_le_bytes(w))
+        }
+    }
+}
+
+/// Copies `src` to the start of `dst` (at least as long) with fixed-size moves only, so that
+/// the short texts and blobs of rows do not each cost a `memcpy` call. Bytes of `dst` past
+/// `src.len()` are left as they are.
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 64 {
+        dst[..n].copy_from_slice(src);
+    } else if n >= 8 {
+        let (words, _) = src.as_chunks::<8>();
+        for (i, w) in words.iter().enumerate() {
+            dst[i * 8..i * 8 + 8].copy_from_slice(w);
+        }
+        // The tail as one overlapping word.
+        dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+    } else if n > 0 {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
 }
 
 /// Writes a text field (the caller has checked it for NULs).

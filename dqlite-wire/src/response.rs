@@ -11,7 +11,7 @@ use crate::header::Header;
 use crate::primitive::{Cursor, check_text, pad8, put_text, text_len};
 use crate::request::{Request, RequestType, split_message};
 use crate::rows::{RowsBatch, RowsPrefix, columns_len, decode_columns, put_columns, rows_len};
-use crate::tuple::{decode_row_owned, put_row};
+use crate::tuple::{decode_row_owned, put_rows};
 
 /// The type of a response, with its wire code and protocol name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -342,9 +342,7 @@ impl Response {
             Response::Failure(f) => {
                 if let Some(p) = &f.rows_prefix {
                     put_columns(buf, &p.columns);
-                    for row in &p.rows {
-                        put_row(buf, row);
-                    }
+                    put_rows(buf, &p.rows);
                 }
                 buf.put_u64_le(f.code);
                 put_text(buf, &f.message);

@@ -7,7 +7,9 @@ use crate::constants::{DEFAULT_ROWS_BUDGET, ROWS_DONE, ROWS_PART, response};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::header::Header;
 use crate::primitive::{Cursor, check_text, put_text, text_len};
-use crate::tuple::{AsValueRef, decode_row, decode_row_owned, put_row, row_encoded_len, write_row};
+use crate::tuple::{
+    AsValueRef, decode_row, decode_row_owned, put_rows, row_encoded_len, write_row,
+};
 use crate::value::{Value, ValueRef};
 
 /// One row of owned values, in column order.
@@ -129,9 +131,7 @@ impl RowsBatch {
     /// Writes the body (after `encoded_len` succeeded).
     pub(crate) fn put(&self, buf: &mut impl BufMut) {
         put_columns(buf, &self.columns);
-        for row in &self.rows {
-            put_row(buf, row);
-        }
+        put_rows(buf, &self.rows);
         buf.put_u64_le(self.end.marker());
     }
 
@@ -316,7 +316,10 @@ impl<'a> Iterator for RowsReader<'a> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RowsEncoder {
+    /// The batch so far in `buf[..len]`, followed by bytes that are all zero: rows are laid
+    /// out in that zeroed tail, which is extended in blocks rather than row by row.
     buf: BytesMut,
+    len: usize,
     columns: Bytes,
     ncols: usize,
     budget: usize,
@@ -330,6 +333,7 @@ impl RowsEncoder {
         put_columns(&mut header, columns);
         let mut enc = RowsEncoder {
             buf: BytesMut::new(),
+            len: 0,
             columns: header.freeze(),
             ncols: columns.len(),
             budget: DEFAULT_ROWS_BUDGET,
@@ -351,13 +355,17 @@ impl RowsEncoder {
         self.buf.reserve(want.saturating_add(64));
         self.buf.put_bytes(0, Header::LEN);
         self.buf.put_slice(&self.columns);
+        self.len = self.buf.len();
+        // Zero the batch's room in one go (bounded like the reservation above).
+        let room = (self.len + want).min(self.buf.capacity()).max(self.len);
+        self.buf.resize(room, 0);
         self.rows = 0;
     }
 
     /// True when the current batch has reached the budget and must be finished as PART
     /// before another row is stepped.
     pub fn is_full(&self) -> bool {
-        self.buf.len() >= self.budget
+        self.len >= self.budget
     }
 
     /// Rows in the current batch.
@@ -367,7 +375,7 @@ impl RowsEncoder {
 
     /// Bytes of the current batch so far: 8-byte header + body without the marker.
     pub fn batch_len(&self) -> usize {
-        self.buf.len()
+        self.len
     }
 
     /// Appends a row to the current batch (it does not check the budget: see
@@ -380,9 +388,15 @@ impl RowsEncoder {
             });
         }
         let len = row_encoded_len(row, "ROWS", self.rows)?;
-        let start = self.buf.len();
-        self.buf.resize(start + len, 0);
-        write_row(&mut self.buf[start..], row);
+        let start = self.len;
+        let end = start + len;
+        if end > self.buf.len() {
+            // Past the zeroed room: zero at least another block.
+            let grow = end.max(self.buf.len() + (1 << 12).min(self.buf.len()));
+            self.buf.resize(grow, 0);
+        }
+        write_row(&mut self.buf[start..end], row);
+        self.len = end;
         self.rows += 1;
         Ok(())
     }
@@ -390,6 +404,7 @@ impl RowsEncoder {
     /// Ends the current batch with `end` and returns the complete message (header + body);
     /// the encoder starts a new batch with the same columns.
     pub fn finish(&mut self, end: RowsEnd) -> Result<Bytes, EncodeError> {
+        self.buf.truncate(self.len);
         self.buf.put_u64_le(end.marker());
         let body_len = self.buf.len() - Header::LEN;
         let header = Header::for_body(response::ROWS, 0, body_len, "ROWS")?;
@@ -403,6 +418,7 @@ impl RowsEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Response;
 
     fn batches(enc: &mut RowsEncoder, rows: &[Row]) -> Vec<(usize, usize, RowsEnd)> {
         let mut out = Vec::new();
@@ -538,6 +554,64 @@ mod tests {
         let m = enc.finish(RowsEnd::Done).unwrap();
         assert_eq!(RowsBatch::decode(&m[8..]).unwrap().rows.len(), 10_000);
         assert_eq!(enc.rows(), 0);
+    }
+
+    #[test]
+    fn encoder_and_response_write_the_same_bytes() {
+        // Every short-copy and NUL-check size class (0..=70 bytes), wide rows (nibbles past
+        // the first word) and one row larger than `put_rows`' stack block.
+        for ncols in [1usize, 5, 16, 17, 40] {
+            let columns: Vec<String> = (0..ncols).map(|c| format!("c{c}")).collect();
+            let rows: Vec<Row> = (0..=70usize)
+                .chain([5000])
+                .map(|n| {
+                    (0..ncols)
+                        .map(|c| match (n + c) % 6 {
+                            0 => Value::Text("t".repeat(n)),
+                            1 => Value::Blob(vec![0xa5; n]),
+                            2 => Value::Iso8601("é".repeat(n / 2)),
+                            3 => Value::Float(-(n as f64)),
+                            4 => Value::Null,
+                            _ => Value::Integer(n as i64 - 3),
+                        })
+                        .collect()
+                })
+                .collect();
+            let batch = RowsBatch {
+                columns: columns.clone(),
+                rows: rows.clone(),
+                end: RowsEnd::Done,
+            };
+            let whole = Response::Rows(batch.clone()).to_bytes().unwrap();
+            let mut generic = Vec::new();
+            Response::Rows(batch.clone()).encode(&mut generic).unwrap();
+            assert_eq!(generic, whole);
+            let mut enc = RowsEncoder::new(&columns).unwrap().with_budget(usize::MAX);
+            for row in &rows {
+                enc.push_row(row).unwrap();
+            }
+            assert_eq!(enc.finish(RowsEnd::Done).unwrap(), whole);
+            assert_eq!(RowsBatch::decode(&whole[8..]).unwrap(), batch);
+        }
+    }
+
+    #[test]
+    fn nul_is_found_at_every_position() {
+        for n in 1..=80usize {
+            for at in 0..n {
+                let mut s = "x".repeat(n);
+                s.replace_range(at..=at, "\0");
+                let mut enc = RowsEncoder::new(&["a", "b"]).unwrap();
+                let e = enc
+                    .push_row(&[Value::Integer(1), Value::Text(s)])
+                    .unwrap_err();
+                assert!(
+                    matches!(&e, EncodeError::NulInText { field, .. } if field == "rows[0][1]"),
+                    "{e:?}"
+                );
+            }
+            assert!(!crate::primitive::has_nul("y".repeat(n).as_bytes()));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use bytes::BufMut;
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
-use crate::primitive::{Cursor, check_text, pad8};
+use crate::primitive::{Cursor, check_text, copy_short, has_nul, pad8};
 use crate::value::{Value, ValueRef, ValueType, params_header_len, value_type};
 
 /// Largest parameter count the schema-0 (u8 count) tuple can carry.
@@ -229,51 +229,111 @@ pub(crate) const fn row_header_len(n: usize) -> usize {
 }
 
 /// Checks a row for encodability and returns its encoded size.
+#[inline]
 pub(crate) fn row_encoded_len<V: AsValueRef>(
     row: &[V],
     message: &'static str,
     row_index: usize,
 ) -> Result<usize, EncodeError> {
     let mut len = row_header_len(row.len());
-    for (c, v) in row.iter().enumerate() {
+    for v in row {
         let v = v.as_value_ref();
-        if let Some(s) = v.text() {
-            check_text(s, message, || format!("rows[{row_index}][{c}]").into())?;
+        if let Some(s) = v.text()
+            && has_nul(s.as_bytes())
+        {
+            return Err(nul_in_row(row, message, row_index));
         }
         len += v.encoded_len();
     }
     Ok(len)
 }
 
-/// Writes a row tuple (after [`row_encoded_len`] succeeded).
+/// The error for a row holding a text with a NUL, naming the first such column (kept out of
+/// the hot loop of [`row_encoded_len`]).
+#[cold]
+#[inline(never)]
+fn nul_in_row<V: AsValueRef>(row: &[V], message: &'static str, row_index: usize) -> EncodeError {
+    let c = row
+        .iter()
+        .position(|v| {
+            v.as_value_ref()
+                .text()
+                .is_some_and(|s| has_nul(s.as_bytes()))
+        })
+        .unwrap_or_default();
+    EncodeError::NulInText {
+        message,
+        field: format!("rows[{row_index}][{c}]").into(),
+    }
+}
+
+/// Encoded size of a row already checked by [`row_encoded_len`].
 #[inline]
+fn row_len<V: AsValueRef>(row: &[V]) -> usize {
+    row_header_len(row.len())
+        + row
+            .iter()
+            .map(|v| v.as_value_ref().encoded_len())
+            .sum::<usize>()
+}
+
+/// Size of the zeroed block [`put_rows`] assembles rows in before handing them to the buffer.
+const ROWS_BLOCK: usize = 4096;
+
+/// Writes row tuples (each checked by [`row_encoded_len`]) to `buf`.
+///
+/// Rows are laid out with [`write_row`] in a zeroed block on the stack, which goes to `buf`
+/// in one `put_slice` whenever the next row does not fit: a generic [`BufMut`] then costs one
+/// capacity check per block instead of one per field, and padding needs no writes at all. A
+/// row larger than the block gets a zeroed heap buffer of its own.
+pub(crate) fn put_rows<R: AsRef<[V]>, V: AsValueRef>(buf: &mut impl BufMut, rows: &[R]) {
+    let mut block = [0u8; ROWS_BLOCK];
+    let mut used = 0;
+    for row in rows {
+        let row = row.as_ref();
+        let len = row_len(row);
+        if used + len > ROWS_BLOCK {
+            buf.put_slice(&block[..used]);
+            block[..used].fill(0);
+            used = 0;
+            if len > ROWS_BLOCK {
+                let mut big = vec![0u8; len];
+                write_row(&mut big, row);
+                buf.put_slice(&big);
+                continue;
+            }
+        }
+        write_row(&mut block[used..used + len], row);
+        used += len;
+    }
+    buf.put_slice(&block[..used]);
+}
+
+/// Writes one row tuple (after [`row_encoded_len`] succeeded).
+#[cfg(test)]
 pub(crate) fn put_row<V: AsValueRef>(buf: &mut impl BufMut, row: &[V]) {
-    let mut header = [0u8; 64];
-    let header_len = row_header_len(row.len());
-    if header_len <= header.len() {
-        fill_nibbles(&mut header[..header_len], row);
-        buf.put_slice(&header[..header_len]);
-    } else {
-        let mut header = vec![0u8; header_len];
-        fill_nibbles(&mut header, row);
-        buf.put_slice(&header);
-    }
-    for v in row {
-        v.as_value_ref().put(buf);
-    }
+    put_rows(buf, std::slice::from_ref(&row));
 }
 
 /// Writes a row tuple (after [`row_encoded_len`] succeeded and returned `dst.len()`) into
 /// `dst`, which must be zeroed: padding is left as it is. Writing into a slice sized in
-/// advance keeps the per-value cost to plain stores, which is what makes the server's
-/// [`RowsEncoder`](crate::RowsEncoder) fast.
+/// advance keeps the per-value cost to plain stores (short texts and blobs are copied with
+/// fixed-size moves, the nibbles of up to 16 columns are stored as one word), which is what
+/// makes the server's [`RowsEncoder`](crate::RowsEncoder) fast.
 #[inline]
 pub(crate) fn write_row<V: AsValueRef>(dst: &mut [u8], row: &[V]) {
-    let mut o = row_header_len(row.len());
+    let header_len = row_header_len(row.len());
+    let mut o = header_len;
+    // Nibbles of the first 16 columns, stored as one word at the end.
+    let mut nibbles = 0u64;
     for (i, v) in row.iter().enumerate() {
         let v = v.as_value_ref();
         let code = v.value_type().code();
-        dst[i / 2] |= if i & 1 == 0 { code } else { code << 4 };
+        if i < 16 {
+            nibbles |= u64::from(code) << (4 * i);
+        } else {
+            dst[i / 2] |= if i & 1 == 0 { code } else { code << 4 };
+        }
         match v {
             ValueRef::Integer(x) | ValueRef::UnixTime(x) => {
                 dst[o..o + 8].copy_from_slice(&x.to_le_bytes());
@@ -289,25 +349,22 @@ pub(crate) fn write_row<V: AsValueRef>(dst: &mut [u8], row: &[V]) {
             }
             ValueRef::Null => o += 8,
             ValueRef::Text(t) | ValueRef::Iso8601(t) => {
-                dst[o..o + t.len()].copy_from_slice(t.as_bytes());
-                o += pad8(t.len() + 1);
+                let end = o + pad8(t.len() + 1);
+                copy_short(&mut dst[o..end], t.as_bytes());
+                o = end;
             }
             ValueRef::Blob(b) => {
                 dst[o..o + 8].copy_from_slice(&(b.len() as u64).to_le_bytes());
-                dst[o + 8..o + 8 + b.len()].copy_from_slice(b);
-                o += 8 + pad8(b.len());
+                let end = o + 8 + pad8(b.len());
+                copy_short(&mut dst[o + 8..end], b);
+                o = end;
             }
         }
     }
-    debug_assert_eq!(o, dst.len(), "row size computed by row_encoded_len");
-}
-
-#[inline]
-fn fill_nibbles<V: AsValueRef>(header: &mut [u8], row: &[V]) {
-    for (i, v) in row.iter().enumerate() {
-        let code = v.as_value_ref().value_type().code();
-        header[i / 2] |= if i % 2 == 0 { code } else { code << 4 };
+    if header_len > 0 {
+        dst[..8].copy_from_slice(&nibbles.to_le_bytes());
     }
+    debug_assert_eq!(o, dst.len(), "row size computed by row_encoded_len");
 }
 
 /// Reads the nibble header of row `row_index`; returns it with its body offset.

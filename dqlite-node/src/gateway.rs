@@ -170,9 +170,21 @@ impl Session {
         self.db.clone().ok_or_else(no_db)
     }
 
-    fn check_leader(&self) -> Result<(), SqlFailure> {
-        if self.shared.is_leader() {
+    /// This node must be leader and have applied everything committed before its term
+    /// (C dqlite's leader barrier): a statement executed earlier could miss committed
+    /// writes, and a write would be computed on a stale base and overwrite them.
+    async fn check_leader(&self) -> Result<(), SqlFailure> {
+        if !self.shared.is_leader() {
+            return Err(not_leader());
+        }
+        if self
+            .shared
+            .wait_term_applied(self.shared.options.write_wait)
+            .await
+        {
             Ok(())
+        } else if self.shared.is_leader() {
+            Err(SqlFailure::new(LEADERSHIP_LOST, "barrier error"))
         } else {
             Err(not_leader())
         }
@@ -207,7 +219,7 @@ impl Session {
             Request::QuerySql { db_id, sql, params } => {
                 let r = self.worker(db_id);
                 return match r {
-                    Ok(w) => match self.check_leader() {
+                    Ok(w) => match self.check_leader().await {
                         Err(f) => write_response(wr, &failure(f)).await,
                         Ok(()) => match self.prepare(&w.1, sql).await {
                             Ok(p) if p.has_tail => {
@@ -281,7 +293,7 @@ impl Session {
             } => {
                 let w = self.worker(u64::from(db_id))?;
                 let sql = self.stmt(stmt_id)?.sql.clone();
-                self.check_leader()?;
+                self.check_leader().await?;
                 let e = self.exec_one(&w, sql, params.values().to_vec()).await?;
                 Ok(Response::Result {
                     last_insert_id: e.last_insert_id as u64,
@@ -299,7 +311,7 @@ impl Session {
             }
             Request::ExecSql { db_id, sql, params } => {
                 let w = self.worker(db_id)?;
-                self.check_leader()?;
+                self.check_leader().await?;
                 let mut rest = sql;
                 let mut params = params.values().to_vec();
                 loop {
@@ -317,7 +329,7 @@ impl Session {
             Request::Interrupt { .. } => Ok(Response::Empty),
             Request::Connect { .. } => Err(SqlFailure::new(1005, "unexpected CONNECT")),
             Request::Add { node_id, address } => {
-                self.check_leader()?;
+                self.check_leader().await?;
                 shared
                     .raft
                     .add_learner(node_id, BasicNode { addr: address }, false)
@@ -326,7 +338,7 @@ impl Session {
                 Ok(Response::Empty)
             }
             Request::Assign { node_id, role } => {
-                self.check_leader()?;
+                self.check_leader().await?;
                 let members = shared.members();
                 let Some((_, _, is_voter)) = members.iter().find(|(id, _, _)| *id == node_id)
                 else {
@@ -366,7 +378,7 @@ impl Session {
                 Ok(Response::Empty)
             }
             Request::Remove { node_id } => {
-                self.check_leader()?;
+                self.check_leader().await?;
                 let members = shared.members();
                 let Some((_, _, is_voter)) = members.iter().find(|(id, _, _)| *id == node_id)
                 else {
@@ -443,13 +455,7 @@ impl Session {
                     _ => Err(SqlFailure::new(1005, "unrecognized cluster format")),
                 }
             }
-            Request::Transfer { .. } => {
-                self.check_leader()?;
-                Err(SqlFailure::new(
-                    1,
-                    "leadership transfer is not supported yet",
-                ))
-            }
+            Request::Transfer { node_id } => self.transfer(node_id).await,
             Request::Describe { format } => {
                 if format != 0 {
                     return Err(SqlFailure::new(15, "bad format version"));
@@ -470,6 +476,74 @@ impl Session {
         }
     }
 
+    /// TRANSFER. openraft 0.9 has no leadership transfer, so the leader asks the target (with
+    /// a TRANSFER naming the target itself, which a voter that is not leader takes as "start
+    /// an election now") and then waits until it is no longer leader. The target wins if its
+    /// log is up to date. Id 0 picks the voter with the most replicated log.
+    async fn transfer(&self, node_id: u64) -> Result<Response, SqlFailure> {
+        let shared = &self.shared;
+        let failed = || SqlFailure::new(1, "leadership transfer failed");
+        let members = shared.members();
+        let is_voter = |id: u64| members.iter().any(|m| m.0 == id && m.2);
+        if !shared.is_leader() {
+            if node_id != shared.id || !is_voter(shared.id) {
+                return Err(not_leader());
+            }
+            // Voters that heard from the leader recently refuse votes (openraft's leader
+            // lease), so an election may lose: try again until the deadline.
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            while Instant::now() < deadline {
+                shared
+                    .raft
+                    .trigger_election()
+                    .await
+                    .map_err(|e| SqlFailure::new(1, e.to_string()))?;
+                let round = Instant::now() + std::time::Duration::from_millis(500);
+                while Instant::now() < round {
+                    if shared.is_leader() {
+                        return Ok(Response::Empty);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            return Err(failed());
+        }
+        let target = if node_id == 0 {
+            let m = shared.raft.metrics().borrow().clone();
+            let replication = m.replication.unwrap_or_default();
+            members
+                .iter()
+                .filter(|(id, _, voter)| *voter && *id != shared.id)
+                .max_by_key(|(id, _, _)| replication.get(id).cloned().flatten().map(|l| l.index))
+                .map(|m| m.0)
+                .ok_or_else(|| SqlFailure::new(1, "no other voter to transfer to"))?
+        } else {
+            node_id
+        };
+        if target == shared.id {
+            return Err(SqlFailure::new(1, "this node is already the leader"));
+        }
+        let Some((_, address, true)) = members.iter().find(|m| m.0 == target).cloned() else {
+            return Err(SqlFailure::new(1, "target is not a voter"));
+        };
+        let mut c = crate::join::Conn::connect(&address)
+            .await
+            .map_err(|e| SqlFailure::new(1, e))?;
+        match c.call(Request::Transfer { node_id: target }).await {
+            Ok(Response::Empty) => {}
+            Ok(Response::Failure(f)) => return Err(SqlFailure::new(f.code, f.message)),
+            Ok(_) | Err(_) => return Err(failed()),
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !shared.is_leader() {
+                return Ok(Response::Empty);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(failed())
+    }
+
     /// PREPARE: schema 0 wants exactly one statement, schema 1 reports the tail offset.
     async fn prepare_request(
         &mut self,
@@ -478,7 +552,7 @@ impl Session {
         with_offset: bool,
     ) -> Result<Response, SqlFailure> {
         let w = self.worker(db_id)?;
-        self.check_leader()?;
+        self.check_leader().await?;
         let p = self.prepare(&w.1, sql).await?;
         if p.has_tail && !with_offset {
             return Err(SqlFailure::new(1, "nonempty statement tail"));
@@ -572,7 +646,7 @@ impl Session {
         sql: String,
         params: Vec<Value>,
     ) -> std::io::Result<()> {
-        if let Err(f) = self.check_leader() {
+        if let Err(f) = self.check_leader().await {
             return write_response(wr, &failure(f)).await;
         }
         if !self.shared.options.leader_local_reads

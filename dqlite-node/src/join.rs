@@ -9,13 +9,13 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// A minimal one-request-at-a-time client connection.
-struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     framer: Framer,
 }
 
 impl Conn {
-    async fn connect(addr: &str) -> Result<Conn, String> {
+    pub(crate) async fn connect(addr: &str) -> Result<Conn, String> {
         let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
             .await
             .map_err(|_| format!("connecting to {addr} timed out"))?
@@ -30,7 +30,7 @@ impl Conn {
         })
     }
 
-    async fn call(&mut self, req: Request) -> Result<Response, String> {
+    pub(crate) async fn call(&mut self, req: Request) -> Result<Response, String> {
         let bytes = req.to_bytes().map_err(|e| e.to_string())?;
         self.stream
             .write_all(&bytes)

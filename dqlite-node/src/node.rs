@@ -82,6 +82,30 @@ impl Shared {
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
+    /// Waits until this node, as leader, has applied every entry committed before its term
+    /// (its own first entry of the term is applied). Until then its databases may miss
+    /// committed writes, and a write executed on them would be computed on a stale base.
+    /// False if it is not leader or the wait timed out.
+    pub async fn wait_term_applied(&self, timeout: Duration) -> bool {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let m = rx.borrow_and_update();
+                if m.state != ServerState::Leader {
+                    return false;
+                }
+                if m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term) {
+                    return true;
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
+    }
+
     /// The leader this node knows of, with its address.
     pub fn leader(&self) -> Option<(u64, String)> {
         let m = self.raft.metrics();

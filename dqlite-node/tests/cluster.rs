@@ -104,7 +104,20 @@ async fn acknowledged_writes_survive_sigkill_of_the_leader() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let leader = find_leader(&addrs, Duration::from_secs(20)).await;
+    // TRANSFER (id 0: the leader picks the most up-to-date voter) moves leadership.
+    let first = find_leader(&addrs, Duration::from_secs(20)).await;
+    let mut t = Client::connect(&first).await.unwrap();
+    let r = t.call(Request::Transfer { node_id: 0 }).await.unwrap();
+    assert_eq!(r, Response::Empty, "transfer from {first}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leader = loop {
+        let l = find_leader(&addrs, Duration::from_secs(20)).await;
+        if l != first {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "leadership did not move");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let mut c = open(&leader).await.unwrap();
     let r = c
         .call(Request::exec_sql(

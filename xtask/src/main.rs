@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <task> [args]
 tasks:
-  ci [--no-package] [--asan]     fmt, clippy, tests, docs, packaging (what CI runs)
+  ci [--no-package] [--no-asan]  fmt, clippy, tests, docs, packaging (what CI runs)
   fuzz [--seconds N] [TARGET..]  run each cargo-fuzz target for N seconds (default 60)
   asan                           dqlite-vfs tests under AddressSanitizer (nightly)
   bench [CRATE..]                criterion benchmarks (e.g. `bench wire vfs`)

@@ -6,7 +6,9 @@
 //! appends, (c) appends from 64 concurrent proposers (1 KiB entries), (d) 3-member replicated
 //! commits over TCP on 127.0.0.1 with 1 and 64 proposers, with p50/p99 commit latency.
 //!
-//! Files go to `DQLITE_RAFT_BENCH_DIR` (default: the system temp dir; use a real disk).
+//! Files go to `DQLITE_RAFT_BENCH_DIR` (default: the system temp dir; use a real disk). Knobs:
+//! `DQLITE_RAFT_BENCH=summary`, `DQLITE_RAFT_BENCH_SECS`, `DQLITE_RAFT_BENCH_ONLY=d`,
+//! `DQLITE_RAFT_BENCH_HEARTBEAT_MS` (see README).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -160,10 +162,17 @@ impl Cluster {
                     id,
                     BasicNode::new(listener.local_addr().unwrap().to_string()),
                 );
+                let mut opts = NodeOptions::default();
+                if let Some(hb) = std::env::var("DQLITE_RAFT_BENCH_HEARTBEAT_MS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                {
+                    opts.raft.heartbeat_interval = hb;
+                }
                 let node = Node::start(
                     id,
                     &d,
-                    NodeOptions::default(),
+                    opts,
                     DigestStateMachine::default(),
                     TcpConnector::default(),
                 )

@@ -8,7 +8,7 @@ use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::header::Header;
 use crate::primitive::{Cursor, check_text, put_text, text_len};
 use crate::tuple::{
-    AsValueRef, decode_row, decode_row_owned, put_rows, row_encoded_len, write_row,
+    AsValueRef, decode_row, decode_row_owned, put_rows, row_encoded_len, row_header_len, write_row,
 };
 use crate::value::{Value, ValueRef};
 
@@ -139,8 +139,13 @@ impl RowsBatch {
     pub fn decode(body: &[u8]) -> Result<RowsBatch, DecodeError> {
         let mut reader = RowsReader::new(body)?;
         let columns = reader.columns().iter().map(|c| (*c).to_owned()).collect();
-        // Each row takes at least one word.
-        let mut rows = Vec::with_capacity(body.len() / 8 / reader.columns().len().max(1));
+        // A row takes at least its nibble header and one word per value, and the marker
+        // follows the rows: an upper bound on the row count that is tight for rows of
+        // fixed-size values and never exceeds what the input can hold.
+        let ncols = reader.columns().len();
+        let min_row = row_header_len(ncols) + 8 * ncols;
+        let room = reader.cur.remaining().saturating_sub(8);
+        let mut rows = Vec::with_capacity(room.checked_div(min_row).unwrap_or(0));
         while let Some(row) = reader.next_owned_row()? {
             rows.push(row);
         }
@@ -352,13 +357,15 @@ impl RowsEncoder {
     fn start_batch(&mut self) {
         // Room for a typical batch; a huge budget must not reserve huge memory up front.
         let want = self.budget.min(1 << 16).max(self.columns.len() + 16);
-        self.buf.reserve(want.saturating_add(64));
+        // The slack covers the row that crosses the budget, so that a batch of ordinary rows
+        // never has to grow.
+        let room = want.saturating_add(512);
+        self.buf.reserve(room);
         self.buf.put_bytes(0, Header::LEN);
         self.buf.put_slice(&self.columns);
         self.len = self.buf.len();
-        // Zero the batch's room in one go (bounded like the reservation above).
-        let room = (self.len + want).min(self.buf.capacity()).max(self.len);
-        self.buf.resize(room, 0);
+        // Zero the batch's room in one go.
+        self.buf.resize(room.max(self.len), 0);
         self.rows = 0;
     }
 

@@ -327,44 +327,71 @@ pub(crate) fn write_row<V: AsValueRef>(dst: &mut [u8], row: &[V]) {
     // Nibbles of the first 16 columns, stored as one word at the end.
     let mut nibbles = 0u64;
     for (i, v) in row.iter().enumerate() {
-        let v = v.as_value_ref();
-        let code = v.value_type().code();
+        // One match per value gives both the bytes and the type code.
+        let ty = match v.as_value_ref() {
+            ValueRef::Integer(x) => {
+                o = write_word(dst, o, x as u64);
+                ValueType::Integer
+            }
+            ValueRef::UnixTime(x) => {
+                o = write_word(dst, o, x as u64);
+                ValueType::UnixTime
+            }
+            ValueRef::Float(x) => {
+                o = write_word(dst, o, x.to_bits());
+                ValueType::Float
+            }
+            ValueRef::Boolean(x) => {
+                o = write_word(dst, o, x);
+                ValueType::Boolean
+            }
+            ValueRef::Null => {
+                o += 8;
+                ValueType::Null
+            }
+            ValueRef::Text(t) => {
+                o = write_text(dst, o, t);
+                ValueType::Text
+            }
+            ValueRef::Iso8601(t) => {
+                o = write_text(dst, o, t);
+                ValueType::Iso8601
+            }
+            ValueRef::Blob(b) => {
+                o = write_word(dst, o, b.len() as u64);
+                let end = o + pad8(b.len());
+                copy_short(&mut dst[o..end], b);
+                o = end;
+                ValueType::Blob
+            }
+        };
+        let code = ty.code();
         if i < 16 {
             nibbles |= u64::from(code) << (4 * i);
         } else {
             dst[i / 2] |= if i & 1 == 0 { code } else { code << 4 };
-        }
-        match v {
-            ValueRef::Integer(x) | ValueRef::UnixTime(x) => {
-                dst[o..o + 8].copy_from_slice(&x.to_le_bytes());
-                o += 8;
-            }
-            ValueRef::Float(x) => {
-                dst[o..o + 8].copy_from_slice(&x.to_bits().to_le_bytes());
-                o += 8;
-            }
-            ValueRef::Boolean(x) => {
-                dst[o..o + 8].copy_from_slice(&x.to_le_bytes());
-                o += 8;
-            }
-            ValueRef::Null => o += 8,
-            ValueRef::Text(t) | ValueRef::Iso8601(t) => {
-                let end = o + pad8(t.len() + 1);
-                copy_short(&mut dst[o..end], t.as_bytes());
-                o = end;
-            }
-            ValueRef::Blob(b) => {
-                dst[o..o + 8].copy_from_slice(&(b.len() as u64).to_le_bytes());
-                let end = o + 8 + pad8(b.len());
-                copy_short(&mut dst[o + 8..end], b);
-                o = end;
-            }
         }
     }
     if header_len > 0 {
         dst[..8].copy_from_slice(&nibbles.to_le_bytes());
     }
     debug_assert_eq!(o, dst.len(), "row size computed by row_encoded_len");
+}
+
+/// Stores a little-endian word at `o`; returns the offset after it.
+#[inline(always)]
+fn write_word(dst: &mut [u8], o: usize, word: u64) -> usize {
+    dst[o..o + 8].copy_from_slice(&word.to_le_bytes());
+    o + 8
+}
+
+/// Copies a text to `o` (NUL and padding are the zeros already there); returns the offset
+/// after its padding.
+#[inline(always)]
+fn write_text(dst: &mut [u8], o: usize, t: &str) -> usize {
+    let end = o + pad8(t.len() + 1);
+    copy_short(&mut dst[o..end], t.as_bytes());
+    end
 }
 
 /// Reads the nibble header of row `row_index`; returns it with its body offset.

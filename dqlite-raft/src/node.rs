@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
-use openraft::{Config, LogId, Raft, RaftMetrics, SnapshotPolicy};
+use openraft::{Config, LogId, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
@@ -126,6 +126,29 @@ pub struct RaftNode<C: TypeConfig, S: StateMachine<C>> {
     log_closed: CloseWaiter,
     net: NetConfig,
     recovery: RecoveryReport,
+    nudger: tokio::task::JoinHandle<()>,
+}
+
+/// Works around openraft 0.9.25 leaving entries that were appended while a replication RPC was
+/// in flight to the next heartbeat tick (measured: ~150 ms pauses at 64 proposers). Whenever
+/// the metrics change on a leader whose followers lag behind its log, ask for a heartbeat,
+/// which starts replication of whatever is pending if no RPC is in flight (a no-op otherwise).
+async fn nudge_replication<C: TypeConfig>(raft: Raft<C>) {
+    let mut rx = raft.metrics();
+    while rx.changed().await.is_ok() {
+        let lagging = {
+            let m = rx.borrow_and_update();
+            let last = m.last_log_index.unwrap_or(0);
+            m.state == ServerState::Leader
+                && m.replication.as_ref().is_some_and(|r| {
+                    r.values()
+                        .any(|matched| matched.as_ref().map_or(0, |l| l.index) < last)
+                })
+        };
+        if lagging && raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+    }
 }
 
 impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
@@ -150,6 +173,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         let raft = Raft::new(id.clone(), Arc::new(config), network, log, state.handle())
             .await
             .map_err(|e| NodeError::Fatal(e.to_string()))?;
+        let nudger = tokio::spawn(nudge_replication(raft.clone()));
         Ok(Self {
             id,
             raft,
@@ -157,6 +181,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
             log_closed,
             net: options.net,
             recovery,
+            nudger,
         })
     }
 
@@ -301,6 +326,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
     /// Stops Raft and waits until the log's I/O thread has flushed and exited, so the same
     /// directory can be reopened right away.
     pub async fn shutdown(self) -> Result<(), NodeErr<C>> {
+        self.nudger.abort();
         let res = self
             .raft
             .shutdown()

@@ -33,8 +33,14 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with(PREPARED_PREFIX) {
             // A preallocation that was never used: nothing in it matters.
+            // (The preparer of a just-closed store may be removing it at the same moment.)
             let p = ent.path();
-            fs::remove_file(&p).map_err(|e| StoreError::io("remove", &p, e))?;
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::io("remove", &p, e));
+                }
+                _ => {}
+            }
             continue;
         }
         if let Some(num) = name

@@ -237,13 +237,16 @@ pub(crate) fn row_encoded_len<V: AsValueRef>(
 ) -> Result<usize, EncodeError> {
     let mut len = row_header_len(row.len());
     for v in row {
-        let v = v.as_value_ref();
-        if let Some(s) = v.text()
-            && has_nul(s.as_bytes())
-        {
-            return Err(nul_in_row(row, message, row_index));
-        }
-        len += v.encoded_len();
+        len += match v.as_value_ref() {
+            ValueRef::Text(s) | ValueRef::Iso8601(s) => {
+                if has_nul(s.as_bytes()) {
+                    return Err(nul_in_row(row, message, row_index));
+                }
+                pad8(s.len() + 1)
+            }
+            ValueRef::Blob(b) => 8 + pad8(b.len()),
+            _ => 8,
+        };
     }
     Ok(len)
 }

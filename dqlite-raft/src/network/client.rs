@@ -4,6 +4,12 @@
 //! RPC at a time per replication stream). A failed or timed-out RPC drops the connection, since
 //! its state is unknown; the next RPC reconnects, but not before an exponential backoff
 //! (10 ms doubling to 1 s) after failed connects, so a dead peer costs no busy loop.
+//!
+//! A call is not assumed to run to completion: openraft wraps RPCs in its own timeouts and
+//! drops the future mid-exchange. The connection then still carries that exchange's unread
+//! answer, which the next request would take for its own. [`PeerClient`] marks an exchange as
+//! in flight before it writes and clears the mark only when the answer was read; a call that
+//! finds the mark still set drops the connection first.
 
 use std::io;
 use std::sync::Arc;
@@ -64,6 +70,9 @@ pub struct PeerClient<C: TypeConfig, K: Connector<C::Node>> {
     buf: Vec<u8>,
     next_connect: Option<Instant>,
     connect_backoff: Duration,
+    /// Set while a request is written and its answer not yet read. Still set when a call
+    /// starts means the previous call was cancelled mid-exchange: `conn` is out of step.
+    in_flight: bool,
 }
 
 impl<C: TypeConfig, K: Connector<C::Node>> RaftNetworkFactory<C> for Network<K> {
@@ -79,6 +88,7 @@ impl<C: TypeConfig, K: Connector<C::Node>> RaftNetworkFactory<C> for Network<K> 
             buf: Vec::new(),
             next_connect: None,
             connect_backoff: Duration::from_millis(10),
+            in_flight: false,
         }
     }
 }
@@ -92,6 +102,11 @@ enum CallError {
 impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
     async fn call(&mut self, req: &Request<C>, ttl: Duration) -> Result<Response<C>, CallError> {
         let frame = codec::encode(KIND_REQUEST, req).map_err(CallError::Network)?;
+        if self.in_flight {
+            // The previous call was dropped before reading its answer.
+            self.conn = None;
+            self.in_flight = false;
+        }
         match tokio::time::timeout(ttl, self.exchange(&frame)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
@@ -133,11 +148,15 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
                 "no connection",
             ))));
         };
+        self.in_flight = true;
         codec::write_frame(conn, frame)
             .await
             .map_err(CallError::Network)?;
         match codec::read_frame(conn, KIND_RESPONSE, self.config.max_frame, &mut self.buf).await {
-            Ok(Some(r)) => Ok(r),
+            Ok(Some(r)) => {
+                self.in_flight = false;
+                Ok(r)
+            }
             Ok(None) => Err(CallError::Network(CodecError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "peer closed the connection",

@@ -254,3 +254,109 @@ impl<C: TypeConfig, K: Connector<C::Node>> RaftNetwork<C> for PeerClient<C, K> {
         Backoff::new((0..).map(|i: u32| Duration::from_millis(10u64 << i.min(7))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestConfig;
+    use openraft::{BasicNode, Vote};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::DuplexStream;
+
+    /// A connector whose every connection goes to a fake peer that answers each vote request
+    /// with the request's term, the first answer on each connection only after a delay.
+    struct SlowPeer {
+        connections: Arc<AtomicUsize>,
+    }
+
+    impl Connector<BasicNode> for SlowPeer {
+        type Stream = DuplexStream;
+
+        async fn connect(&self, _node: &BasicNode) -> io::Result<DuplexStream> {
+            self.connections.fetch_add(1, Ordering::SeqCst);
+            let (client, mut server) = tokio::io::duplex(1 << 16);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut first = true;
+                while let Ok(Some(req)) = codec::read_frame::<Request<TestConfig>, _>(
+                    &mut server,
+                    KIND_REQUEST,
+                    1 << 20,
+                    &mut buf,
+                )
+                .await
+                {
+                    let Request::Vote(v) = req else { return };
+                    if first {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        first = false;
+                    }
+                    let answer: Response<TestConfig> = Response::Vote(Ok(VoteResponse {
+                        vote: v.vote,
+                        vote_granted: true,
+                        last_log_id: None,
+                    }));
+                    let Ok(frame) = codec::encode(KIND_RESPONSE, &answer) else {
+                        return;
+                    };
+                    if codec::write_frame(&mut server, &frame).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok(client)
+        }
+    }
+
+    fn vote(term: u64) -> VoteRequest<u64> {
+        VoteRequest {
+            vote: Vote::new(term, 1),
+            last_log_id: None,
+        }
+    }
+
+    /// openraft drops RPC futures on its own timeouts; the answer to a dropped request must
+    /// never be handed to the next one.
+    #[tokio::test]
+    async fn a_cancelled_call_never_leaks_its_answer_into_the_next() {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let mut factory = Network::new(
+            SlowPeer {
+                connections: connections.clone(),
+            },
+            NetConfig::default(),
+        );
+        let mut client: PeerClient<TestConfig, SlowPeer> =
+            factory.new_client(2, &BasicNode::new("peer")).await;
+        let option = RPCOption::new(Duration::from_secs(5));
+
+        // Dropped after the request went out, before its (delayed) answer arrived.
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(50),
+            client.vote(vote(7), option.clone()),
+        )
+        .await;
+        assert!(
+            cancelled.is_err(),
+            "the first call should have been cancelled"
+        );
+        // Let the stale answer reach the old connection.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let answer = client.vote(vote(8), option).await;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => panic!("second call failed: {e}"),
+        };
+        assert_eq!(
+            answer.vote,
+            Vote::new(8, 1),
+            "got the cancelled call's answer"
+        );
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            2,
+            "the stale connection was reused"
+        );
+    }
+}

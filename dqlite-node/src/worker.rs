@@ -421,12 +421,7 @@ impl Worker {
         let mut stmt = c
             .prepare_cached(first)
             .map_err(|e| SqlFailure::from_sqlite(c, &e))?;
-        stmt.clear_bindings();
-        let used = params.len().min(stmt.parameter_count());
-        for (i, v) in params[..used].iter().enumerate() {
-            stmt.raw_bind_parameter(i + 1, to_sql_value(v))
-                .map_err(|_| SqlFailure::new(1, "bind parameters"))?;
-        }
+        let used = bind_params(&mut stmt, params)?;
         let mut rows = stmt.raw_query();
         let step = rows.next().map(|r| r.is_some());
         drop(rows);
@@ -472,12 +467,7 @@ impl Worker {
         let mut stmt = c
             .prepare_cached(sql)
             .map_err(|e| SqlFailure::from_sqlite(c, &e))?;
-        stmt.clear_bindings();
-        let used = params.len().min(stmt.parameter_count());
-        for (i, v) in params[..used].iter().enumerate() {
-            stmt.raw_bind_parameter(i + 1, to_sql_value(v))
-                .map_err(|_| SqlFailure::new(1, "bind parameters"))?;
-        }
+        bind_params(&mut stmt, params)?;
         let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
         let kinds: Vec<ColumnKind> = stmt
             .columns()
@@ -578,4 +568,19 @@ fn expire(job: Job) {
         Job::Query { out, .. } => drop(out.blocking_send(QueryMsg::Failed(busy()))),
         _ => {}
     }
+}
+
+/// Binds as many leading `params` as the statement has placeholders (extra values are ignored,
+/// as C dqlite >= 1.18.2 does) after clearing earlier bindings; returns how many were bound.
+fn bind_params(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: &[Value],
+) -> Result<usize, SqlFailure> {
+    stmt.clear_bindings();
+    let used = params.len().min(stmt.parameter_count());
+    for (i, v) in params[..used].iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, to_sql_value(v))
+            .map_err(|_| SqlFailure::new(1, "bind parameters"))?;
+    }
+    Ok(used)
 }

@@ -227,16 +227,7 @@ impl Database {
                 sql,
                 params: &params,
             };
-            let (res, sent) = match self.ready().await {
-                Ok(conn) => match conn.send(&req).await {
-                    Ok(()) => (
-                        conn.recv(&req).await.and_then(|r| conn.failure_to_error(r)),
-                        true,
-                    ),
-                    Err(e) => (Err(e), true),
-                },
-                Err(e) => (Err(e), false),
-            };
+            let (res, sent) = self.round_trip(&req).await;
             match res {
                 Ok(Resp::Result {
                     last_insert_id,
@@ -259,6 +250,22 @@ impl Database {
                         .await?;
                 }
             }
+        }
+    }
+
+    /// Sends `req` on a ready connection and reads its answer (a FAILURE becomes an error).
+    /// The flag says whether the request may have reached the server, which decides whether
+    /// a failure may be retried.
+    async fn round_trip(&mut self, req: &Req<'_>) -> (Result<Resp>, bool) {
+        match self.ready().await {
+            Ok(conn) => match conn.send(req).await {
+                Ok(()) => (
+                    conn.recv(req).await.and_then(|r| conn.failure_to_error(r)),
+                    true,
+                ),
+                Err(e) => (Err(e), true),
+            },
+            Err(e) => (Err(e), false),
         }
     }
 
@@ -287,16 +294,7 @@ impl Database {
                 sql,
                 params: &params,
             };
-            let (res, sent) = match self.ready().await {
-                Ok(conn) => match conn.send(&req).await {
-                    Ok(()) => (
-                        conn.recv(&req).await.and_then(|r| conn.failure_to_error(r)),
-                        true,
-                    ),
-                    Err(e) => (Err(e), true),
-                },
-                Err(e) => (Err(e), false),
-            };
+            let (res, sent) = self.round_trip(&req).await;
             match res {
                 Ok(Resp::Rows(batch)) => {
                     self.note_tx(sql);

@@ -269,7 +269,7 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let mut cluster = cluster::CCluster::start(3);
+    let mut cluster = cluster::Cluster::start(cluster::Backend::C, 3);
     let servers = cluster.servers();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(async {

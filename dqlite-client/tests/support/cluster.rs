@@ -1,26 +1,50 @@
-//! A throw-away cluster of real C dqlite nodes (Debian's `dqlite-demo`), for integration tests.
+//! A throw-away 3-node (or larger) dqlite cluster for integration tests and benches, with two
+//! backends: real C dqlite 1.11 nodes (Debian's `dqlite-demo`) and dqlite-rs nodes (the
+//! `dqlite-node` binary of this workspace).
 //!
-//! Every node listens on free loopback ports picked at start, keeps its data in a temporary
-//! directory, and is killed by pid when the cluster is dropped. Only processes started here are
-//! ever signalled.
+//! Every node listens on a free loopback port picked at start, keeps its data in a temporary
+//! directory, and is SIGKILLed by pid when the cluster is dropped. Only processes started here
+//! are ever signalled.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::BufRead;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// One `dqlite-demo` process.
-pub struct DemoNode {
+/// Which dqlite implementation the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// C dqlite 1.11 inside go-dqlite's demo app (`dqlite-demo`).
+    C,
+    /// dqlite-rs: the `dqlite-node` binary.
+    Rs,
+}
+
+impl Backend {
+    /// Short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::C => "C dqlite 1.11",
+            Backend::Rs => "dqlite-rs",
+        }
+    }
+}
+
+/// One node process.
+pub struct Node {
     /// Client (and raft) address, `127.0.0.1:P`.
     pub db: String,
-    /// HTTP API address of the demo app (opens once the node has joined).
-    pub api: String,
+    /// The node id given at start (dqlite-rs only; the demo app hashes its own ids).
+    pub id: Option<u64>,
+    /// HTTP API address of the demo app (C only; opens once the node has joined).
+    api: Option<String>,
     child: Option<Child>,
     log: PathBuf,
 }
 
-impl DemoNode {
+impl Node {
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -48,13 +72,30 @@ impl DemoNode {
 
     /// The tail of the node's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let s = strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default());
         let lines: Vec<&str> = s.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
+
+    /// The address that says the node is ready: the demo app's API port (it opens only after
+    /// the node joined), or a dqlite-rs node's own port.
+    fn ready_addr(&self) -> &str {
+        self.api.as_deref().unwrap_or(&self.db)
+    }
 }
 
-impl Drop for DemoNode {
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+        // DQLITE_TEST_KEEP=1 keeps the logs and data of every cluster for a post-mortem.
+        if std::env::var_os("DQLITE_TEST_KEEP").is_some() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            eprintln!("kept the cluster directory {}", dir.keep().display());
+        }
+    }
+}
+
+impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -63,10 +104,13 @@ impl Drop for DemoNode {
     }
 }
 
-/// A cluster of `dqlite-demo` nodes in a temporary directory.
-pub struct CCluster {
+/// A cluster of node processes in a temporary directory.
+pub struct Cluster {
+    /// The implementation the nodes run.
+    pub backend: Backend,
     /// The nodes, node 1 first (the bootstrap node).
-    pub nodes: Vec<DemoNode>,
+    pub nodes: Vec<Node>,
+    bin: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -85,6 +129,123 @@ pub fn demo_binary() -> PathBuf {
     );
 }
 
+/// The `dqlite-node` binary to test: `$DQLITE_NODE_BIN` if set; else the one beside this
+/// executable's profile directory (`target/<profile>/dqlite-node`, which
+/// `cargo nextest run --workspace` and `cargo build --workspace` build); else built now with
+/// `cargo build -p dqlite-node --bin dqlite-node` (with `--release` when this executable is a
+/// release build) into the same target directory. Panics with the reason when none can be had:
+/// the dqlite-rs tests must fail, never pass silently.
+///
+/// A binary found beside the executable is used as it is, so after changing dqlite-node run a
+/// workspace build (or set `DQLITE_NODE_BIN`) before `cargo test -p dqlite-client`.
+pub fn node_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("DQLITE_NODE_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "DQLITE_NODE_BIN={} is not a file", p.display());
+        return p;
+    }
+    let exe = std::env::current_exe().expect("path of the test executable");
+    // target/<profile>/deps/<test>-<hash>, or target/<profile>/<bench> for some runners.
+    let mut profile_dir = exe.parent().expect("executable directory").to_path_buf();
+    if profile_dir.ends_with("deps") {
+        profile_dir.pop();
+    }
+    let beside = profile_dir.join("dqlite-node");
+    if beside.is_file() {
+        return beside;
+    }
+    let release = profile_dir.file_name().is_some_and(|n| n != "debug");
+    build_node_binary(&profile_dir, release)
+}
+
+/// `cargo build -p dqlite-node --bin dqlite-node` into the target directory that holds
+/// `profile_dir`, bounded by 30 minutes; returns the executable cargo reports.
+fn build_node_binary(profile_dir: &Path, release: bool) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dqlite-node/Cargo.toml");
+    let mut cmd = Command::new(&cargo);
+    cmd.args(["build", "-p", "dqlite-node", "--bin", "dqlite-node"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(&manifest);
+    if let Some(target_dir) = profile_dir.parent() {
+        cmd.arg("--target-dir").arg(target_dir);
+    }
+    if release {
+        cmd.arg("--release");
+    }
+    eprintln!(
+        "dqlite-node binary not found beside {}: building it ({cmd:?})",
+        profile_dir.display()
+    );
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {cargo:?} to build dqlite-node ({e}); build it with \
+                 `cargo build -p dqlite-node --bin dqlite-node` or set DQLITE_NODE_BIN"
+            )
+        });
+    let stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut exe = None;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["reason"] == "compiler-artifact"
+                && v["target"]["name"] == "dqlite-node"
+                && let Some(p) = v["executable"].as_str()
+            {
+                exe = Some(PathBuf::from(p));
+            }
+        }
+        exe
+    });
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waiting for cargo build") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("building dqlite-node took more than 30 minutes: gave up");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let exe = reader.join().expect("cargo output reader");
+    assert!(
+        status.success(),
+        "`cargo build -p dqlite-node --bin dqlite-node` failed ({status}); the dqlite-rs \
+         tests need that binary (or DQLITE_NODE_BIN)"
+    );
+    exe.unwrap_or_else(|| panic!("cargo built dqlite-node but reported no executable path"))
+}
+
+/// `s` without ANSI colour sequences (`ESC [ ... m`), which `tracing` writes even to files.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A loopback port that is free right now (bound and released; the small race with other
 /// programs is accepted in tests).
 pub fn free_port() -> u16 {
@@ -101,18 +262,27 @@ pub fn port_open(addr: &str) -> bool {
     TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok()
 }
 
-impl CCluster {
-    /// Start `n` nodes: node 1 bootstraps; the others join it once its API port is up. Returns
-    /// when every API port accepts connections (each node joined and took its role). Roles keep
-    /// settling afterwards; see [`CCluster::wait_voters`].
-    pub fn start(n: usize) -> CCluster {
-        let bin = demo_binary();
+impl Cluster {
+    /// Start `n` nodes: node 1 bootstraps; the others join it once it is up. Returns when every
+    /// node is ready (C: the demo app's API port accepts, so the node joined and took its role;
+    /// dqlite-rs: the node listens). Roles keep settling afterwards: wait for the voters with
+    /// the client (`support::wait_voters`).
+    pub fn start(backend: Backend, n: usize) -> Cluster {
+        let bin = match backend {
+            Backend::C => demo_binary(),
+            Backend::Rs => node_binary(),
+        };
         let dir = tempfile::Builder::new()
-            .prefix("dqlite-client-ccluster")
+            .prefix(match backend {
+                Backend::C => "dqlite-client-ccluster",
+                Backend::Rs => "dqlite-client-rscluster",
+            })
             .tempdir()
             .unwrap();
-        let mut cluster = CCluster {
+        let mut cluster = Cluster {
+            backend,
             nodes: Vec::new(),
+            bin,
             dir,
         };
         for i in 0..n {
@@ -121,21 +291,21 @@ impl CCluster {
             } else {
                 Some(cluster.nodes[0].db.clone())
             };
-            let node = cluster.spawn(&bin, i + 1, join.as_deref());
+            let node = cluster.spawn(i + 1, join.as_deref());
             cluster.nodes.push(node);
             if i == 0 {
-                cluster.wait_api(0, Duration::from_secs(30));
+                cluster.wait_ready(0, Duration::from_secs(30));
             }
         }
         for i in 1..n {
-            cluster.wait_api(i, Duration::from_secs(60));
+            cluster.wait_ready(i, Duration::from_secs(60));
         }
         cluster
     }
 
-    /// Start one more node that joins the cluster (as a spare; the demo app may promote it).
+    /// Start one more node that joins the cluster (C: as a spare the demo app may promote;
+    /// dqlite-rs: `dqlite-node --join` makes itself a voter). Returns its index.
     pub fn add_node(&mut self) -> usize {
-        let bin = demo_binary();
         let i = self.nodes.len();
         let join = self
             .nodes
@@ -143,55 +313,78 @@ impl CCluster {
             .map(|n| n.db.clone())
             .collect::<Vec<_>>()
             .join(",");
-        let node = self.spawn(&bin, i + 1, Some(&join));
+        let node = self.spawn(i + 1, Some(&join));
         self.nodes.push(node);
-        self.wait_api(i, Duration::from_secs(60));
+        self.wait_ready(i, Duration::from_secs(60));
         i
     }
 
-    fn spawn(&self, bin: &Path, index: usize, join: Option<&str>) -> DemoNode {
+    fn spawn(&self, index: usize, join: Option<&str>) -> Node {
         let db = format!("127.0.0.1:{}", free_port());
-        let api = format!("127.0.0.1:{}", free_port());
         let log = self.dir.path().join(format!("n{index}.log"));
         let logf = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.arg("--api")
-            .arg(&api)
-            .arg("--db")
-            .arg(&db)
-            .arg("--dir")
-            .arg(self.dir.path().join("data"))
-            .stdin(Stdio::null())
+        let mut cmd = Command::new(&self.bin);
+        let (api, id) = match self.backend {
+            Backend::C => {
+                let api = format!("127.0.0.1:{}", free_port());
+                cmd.arg("--api")
+                    .arg(&api)
+                    .arg("--db")
+                    .arg(&db)
+                    .arg("--dir")
+                    .arg(self.dir.path().join("data"));
+                (Some(api), None)
+            }
+            Backend::Rs => {
+                let id = index as u64;
+                cmd.arg("--id")
+                    .arg(id.to_string())
+                    .arg("--address")
+                    .arg(&db)
+                    .arg("--dir")
+                    .arg(self.dir.path().join(format!("n{index}")))
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("DQLITE_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+                    );
+                (None, Some(id))
+            }
+        };
+        cmd.stdin(Stdio::null())
             .stdout(logf.try_clone().unwrap())
             .stderr(logf);
         if let Some(j) = join {
             cmd.arg("--join").arg(j);
         }
-        let child = cmd.spawn().expect("spawn dqlite-demo");
-        DemoNode {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        Node {
             db,
+            id,
             api,
             child: Some(child),
             log,
         }
     }
 
-    fn wait_api(&mut self, i: usize, tmo: Duration) {
+    fn wait_ready(&mut self, i: usize, tmo: Duration) {
+        let name = self.bin.display().to_string();
         let deadline = Instant::now() + tmo;
         loop {
-            if port_open(&self.nodes[i].api) {
+            if port_open(self.nodes[i].ready_addr()) {
                 return;
             }
             if !self.nodes[i].is_running() {
                 panic!(
-                    "dqlite-demo node {} exited during start-up:\n{}",
+                    "{name} node {} exited during start-up:\n{}",
                     i + 1,
                     self.nodes[i].log_tail()
                 );
             }
             if Instant::now() > deadline {
                 panic!(
-                    "dqlite-demo node {} not ready after {tmo:?}:\n{}",
+                    "{name} node {} not ready after {tmo:?}:\n{}",
                     i + 1,
                     self.nodes[i].log_tail()
                 );
@@ -227,5 +420,21 @@ impl CCluster {
     /// Index of the node with this client address.
     pub fn index_of(&self, addr: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.db == addr)
+    }
+
+    /// SIGKILL every node.
+    pub fn kill_all(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+
+    /// The log tails of every node, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("--- node {} ({}):\n{}\n", i + 1, n.db, n.log_tail()))
+            .collect()
     }
 }

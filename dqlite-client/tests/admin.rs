@@ -1,25 +1,94 @@
-//! Cluster administration and fail-over against a real C dqlite cluster (Debian `dqlite-demo`).
-//! Both run on one cluster, in order: the admin calls first, then the fail-over, which kills
-//! the leader.
+//! Cluster administration and fail-over against a real 3-node cluster, once against C dqlite
+//! 1.11 (Debian `dqlite-demo`, test `c_*`) and once against dqlite-rs (the `dqlite-node`
+//! binary, tests `rs_*`), with the same case bodies. The cases run on one cluster, in order:
+//! the admin calls first, then the fail-over, which kills the leader.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dqlite_client::{Client, Role, params};
-use support::{CCluster, start_cluster, wait_voters};
+use futures::FutureExt;
+use support::{Backend, Cluster, Select, start_cluster, wait_voters};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn c_cluster_admin_then_failover() {
-    let (mut cluster, client) = start_cluster(3).await;
-    admin(&mut cluster, &client).await;
-    failover(&mut cluster, &client).await;
-    for n in &mut cluster.nodes {
-        n.kill();
+cluster_test!(
+    c_cluster_admin_then_failover,
+    Backend::C,
+    admin_then_failover
+);
+cluster_test!(
+    rs_cluster_admin_then_failover,
+    Backend::Rs,
+    admin_then_failover,
+    Select::Except(RS_KNOWN_BUGS)
+);
+cluster_test!(
+    #[ignore = "dqlite-node bug: ADD makes a stand-by (an openraft learner) where C makes a \
+                spare, and ASSIGN of the spare role answers \"the spare role is not supported \
+                yet\"; see tests/admin.rs RS_KNOWN_BUGS"]
+    rs_known_bug_add_makes_a_spare,
+    Backend::Rs,
+    admin_then_failover,
+    Select::Only(RS_KNOWN_BUGS)
+);
+
+/// Admin cases dqlite-node gets wrong today, run only by the ignored `rs_known_bug_*` test:
+/// `add_spare_then_remove`: ADD answers OK but CLUSTER then lists the new node as a stand-by
+/// (role 1) where C 1.11 lists a spare (role 2): dqlite-node has no spare role.
+const RS_KNOWN_BUGS: &[&str] = &["add_spare_then_remove"];
+
+/// One admin case: it may change the cluster (add and remove nodes, kill the leader).
+type AdminCase =
+    for<'a> fn(&'a mut Cluster, &'a Client) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+async fn admin_then_failover(backend: Backend, select: Select) {
+    let (mut cluster, client) = start_cluster(backend, 3).await;
+    let cases: &[(&str, AdminCase)] = &[
+        ("leader_cluster_describe_weight", |c, cl| {
+            Box::pin(leader_cluster_describe_weight(c, cl))
+        }),
+        ("dump", |_, cl| Box::pin(dump(cl))),
+        ("add_spare_then_remove", |_, cl| {
+            Box::pin(add_spare_then_remove(cl))
+        }),
+        ("fourth_node_join_assign_remove", |c, cl| {
+            Box::pin(fourth_node(c, cl))
+        }),
+        ("transfer", |_, cl| Box::pin(transfer(cl))),
+        ("failover", |c, cl| Box::pin(failover(c, cl))),
+    ];
+    select.check(&cases.iter().map(|c| c.0).collect::<Vec<_>>());
+    let mut failed = Vec::new();
+    for (name, case) in cases {
+        if !select.runs(name) {
+            eprintln!("case {name}: not selected");
+            continue;
+        }
+        let started = Instant::now();
+        match AssertUnwindSafe(case(&mut cluster, &client))
+            .catch_unwind()
+            .await
+        {
+            Ok(()) => eprintln!("case {name}: ok ({:?})", started.elapsed()),
+            Err(_) => {
+                eprintln!("case {name}: FAILED (panic above)");
+                failed.push(*name);
+            }
+        }
     }
+    assert!(
+        failed.is_empty(),
+        "failed cases on {}: {failed:?}\n{}",
+        backend.name(),
+        cluster.logs()
+    );
+    cluster.kill_all();
 }
 
 async fn wait_for<F: FnMut(&[dqlite_client::NodeInfo]) -> bool>(
@@ -39,8 +108,7 @@ async fn wait_for<F: FnMut(&[dqlite_client::NodeInfo]) -> bool>(
     }
 }
 
-async fn admin(cluster: &mut CCluster, client: &Client) {
-    // leader and cluster.
+async fn leader_cluster_describe_weight(cluster: &mut Cluster, client: &Client) {
     let leader = client.leader().await.unwrap().expect("a leader");
     assert!(cluster.index_of(&leader.address).is_some());
     let nodes = client.cluster().await.unwrap();
@@ -59,8 +127,17 @@ async fn admin(cluster: &mut CCluster, client: &Client) {
     client.weight(&follower.address, 7).await.unwrap();
     assert_eq!(client.describe(&follower.address).await.unwrap().weight, 7);
     assert_eq!(client.describe(&leader.address).await.unwrap().weight, 0);
+}
 
-    // dump: the database file and its WAL.
+async fn dump(client: &Client) {
+    let leader = client.leader().await.unwrap().expect("a leader");
+    let follower = client
+        .cluster()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.id != leader.id)
+        .unwrap();
     let mut db = client.open("dumped").await.unwrap();
     db.exec("CREATE TABLE d (x TEXT)", ()).await.unwrap();
     db.exec("INSERT INTO d VALUES (?)", params!["hello dump"])
@@ -73,12 +150,14 @@ async fn admin(cluster: &mut CCluster, client: &Client) {
     assert!(files[0].data.starts_with(b"SQLite format 3\0"));
     assert!(
         !files[1].data.is_empty(),
-        "C 1.11 keeps the commit in the WAL image"
+        "the commit is still in the WAL image (no checkpoint yet)"
     );
     let from_follower = client.dump_from(&follower.address, "dumped").await.unwrap();
     assert_eq!(from_follower[0].name, "dumped");
+}
 
-    // add / assign / remove with an id and address that no process serves (a spare needs none).
+/// ADD / REMOVE with an id and address that no process serves (a spare needs none).
+async fn add_spare_then_remove(client: &Client) {
     let ghost_addr = format!("127.0.0.1:{}", support::cluster::free_port());
     client.add(4242, &ghost_addr).await.unwrap();
     wait_for(client, "ghost added as spare", |n| {
@@ -90,12 +169,19 @@ async fn admin(cluster: &mut CCluster, client: &Client) {
     assert_eq!(dup.code(), Some(1), "{dup}");
     client.remove(4242).await.unwrap();
     wait_for(client, "ghost removed", |n| n.iter().all(|x| x.id != 4242)).await;
+}
 
-    // A real 4th node: it joins (the demo app makes it a spare, then a stand-by).
+/// A real 4th node joins (C: the demo app makes it a spare, then a stand-by; dqlite-rs:
+/// `dqlite-node --join` makes it a voter), takes another role by ASSIGN, and is removed.
+async fn fourth_node(cluster: &mut Cluster, client: &Client) {
     let i = tokio::task::block_in_place(|| cluster.add_node());
     let fourth_addr = cluster.nodes[i].db.clone();
+    // dqlite-rs: the joiner ADDs itself (listed as a stand-by) and then ASSIGNs itself the
+    // voter role; wait for the end of that, or our ASSIGN would race the node's own.
+    let backend = cluster.backend;
     wait_for(client, "4th node joined", |n| {
-        n.iter().any(|x| x.address == fourth_addr)
+        n.iter()
+            .any(|x| x.address == fourth_addr && (backend == Backend::C || x.role == Role::Voter))
     })
     .await;
     let fourth = client
@@ -105,17 +191,34 @@ async fn admin(cluster: &mut CCluster, client: &Client) {
         .into_iter()
         .find(|x| x.address == fourth_addr)
         .unwrap();
-    let target = if fourth.role == Role::Spare {
-        Role::Standby
-    } else {
-        Role::Spare
+    let target = match fourth.role {
+        Role::Spare => Role::Standby,
+        Role::Standby => Role::Spare,
+        Role::Voter => Role::Standby,
     };
-    client.assign(fourth.id, target).await.unwrap();
+    // The join may still be settling (dqlite-rs: ADD as learner, then the two-phase change to
+    // voter; C: the demo app's role manager): a change in progress refuses another one for a
+    // moment, so retry that refusal for a bounded time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.assign(fourth.id, target).await {
+            Ok(()) => break,
+            Err(e)
+                if Instant::now() < deadline
+                    && e.message()
+                        .is_some_and(|m| m.contains("configuration change")) =>
+            {
+                eprintln!("assign refused while a change is in progress, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("assign {target:?} to {fourth:?}: {e}"),
+        }
+    }
     wait_for(client, "4th node reassigned", |n| {
         n.iter().any(|x| x.id == fourth.id && x.role == target)
     })
     .await;
-    // Assigning the role it already has is refused by Raft.
+    // Assigning the role it already has is refused.
     let same = client.assign(fourth.id, target).await.unwrap_err();
     assert_eq!(same.code(), Some(1), "{same}");
     client.remove(fourth.id).await.unwrap();
@@ -125,8 +228,18 @@ async fn admin(cluster: &mut CCluster, client: &Client) {
     .await;
     cluster.nodes[i].kill();
     cluster.nodes.remove(i);
+    wait_voters(client, 3, Duration::from_secs(30)).await;
+}
 
-    // transfer leadership to a follower, then keep working through the same handles.
+/// Transfer leadership to a follower, then keep working through a handle opened before.
+async fn transfer(client: &Client) {
+    let leader = client.leader().await.unwrap().expect("a leader");
+    let mut db = client.open("transferred").await.unwrap();
+    db.exec("CREATE TABLE d (x TEXT)", ()).await.unwrap();
+    db.exec("INSERT INTO d VALUES (?)", params!["before transfer"])
+        .await
+        .unwrap();
+    assert_eq!(db.node(), Some(leader.address.as_str()));
     let target = client
         .cluster()
         .await
@@ -159,7 +272,7 @@ async fn admin(cluster: &mut CCluster, client: &Client) {
     wait_voters(client, 3, Duration::from_secs(30)).await;
 }
 
-async fn failover(cluster: &mut CCluster, client: &Client) {
+async fn failover(cluster: &mut Cluster, client: &Client) {
     let mut db = client.open("failover").await.unwrap();
     db.exec("CREATE TABLE w (k INTEGER PRIMARY KEY)", ())
         .await

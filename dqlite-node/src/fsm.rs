@@ -31,7 +31,7 @@ use crate::worker::{Job, WorkerHandle};
 openraft::declare_raft_types!(
     /// openraft type configuration of a dqlite node: entries carry encoded [`Command`]s.
     pub NodeConfig:
-        D = Vec<u8>,
+        D = crate::command::EntryData,
         R = (),
         NodeId = u64,
         Node = openraft::BasicNode,

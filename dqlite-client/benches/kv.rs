@@ -1,14 +1,21 @@
-//! Key/value throughput of this client against a real 3-node C dqlite cluster, side by side
-//! with the PyPI `dqlite-client` 0.8.0 running `shared/tools/kvbench.py` on the same cluster.
+//! Key/value throughput against a real 3-node C dqlite 1.11 cluster and a 3-node dqlite-rs
+//! cluster (the release `dqlite-node` binary) in the same run, with this client and, when a
+//! Python >= 3.13 is found, the PyPI `dqlite-client` 0.8.0 running `shared/tools/kvbench.py`,
+//! reporting the ratios dqlite-rs / C.
 //!
 //! The workload mirrors kvbench: table `model(key TEXT, value TEXT, UNIQUE(key))`,
 //! `INSERT OR REPLACE` of a new random 32-letter key with a 1 KiB value (half one repeated
 //! letter, half random letters), then `SELECT value FROM model WHERE key = ?` of keys written
 //! before; each worker holds its own connection to the leader and runs one request at a time.
+//! Both clusters run for the whole bench; for each connection count the backends take turns
+//! (C first), so slow drifts of the machine's load hit both alike.
 //!
-//! `cargo bench -p dqlite-client --bench kv` (environment: `KVBENCH_SECS` per phase, default 5;
-//! `KVBENCH_WORKERS`, default `1,8`; `KVBENCH_PYTHON`, a Python >= 3.13 interpreter; without
-//! one found the Python side is skipped and said so). Needs `dqlite-demo` (Debian `go-dqlite`).
+//! `cargo bench -p dqlite-client --bench kv`. Environment: `KVBENCH_SECS` per phase (default
+//! 5); `KVBENCH_WORKERS` (default `1,8`); `KVBENCH_BACKENDS` (default `c,rs`);
+//! `KVBENCH_PYTHON`, a Python >= 3.13 interpreter (without one found the Python side is
+//! skipped and said so; `KVBENCH_PYTHON=none` skips it); `DQLITE_NODE_BIN` (default: the
+//! `dqlite-node` beside the bench executable, built with `--release` when missing). Needs
+//! `dqlite-demo` (Debian `go-dqlite`) for the C cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/support/cluster.rs"]
@@ -127,6 +134,9 @@ async fn rust_phase(
 
 fn find_python() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("KVBENCH_PYTHON") {
+        if p == "none" {
+            return None;
+        }
         return Some(PathBuf::from(p));
     }
     let mut candidates: Vec<PathBuf> = vec!["python3.13".into(), "python3.14".into()];
@@ -247,11 +257,86 @@ fn python_phases(
     Ok((phases[0], phases[1]))
 }
 
-fn show(who: &str, workers: usize, kind: &str, p: Phase) {
+fn show(backend: &str, who: &str, workers: usize, kind: &str, p: Phase) {
     println!(
-        "{who:8} workers={workers:<2} {kind:6} {:9.1} ops/s  p50 {:6.3} ms  p99 {:6.3} ms  busy {} other errors {}",
+        "{backend:6} {who:6} workers={workers:<2} {kind:5} {:9.1} ops/s  p50 {:6.3} ms  p99 {:7.3} ms  busy {} other errors {}",
         p.ops_per_s, p.p50_ms, p.p99_ms, p.busy, p.errors
     );
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// One running cluster with its client.
+struct Target {
+    backend: cluster::Backend,
+    tag: &'static str,
+    cluster: cluster::Cluster,
+    client: Client,
+}
+
+fn start(rt: &tokio::runtime::Runtime, backend: cluster::Backend) -> Target {
+    let mut cluster = cluster::Cluster::start_with(backend, 3, None);
+    let servers = cluster.servers();
+    let client = rt.block_on(async {
+        let c = Client::connect_with(servers.clone(), Config::default())
+            .await
+            .unwrap();
+        // Roles settle after start (the demo app promotes joiners; dqlite-rs joiners make
+        // themselves voters): wait for 3 voters like kvbench's cluster.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let voters = c.cluster().await.map(|n| {
+                n.iter()
+                    .filter(|x| x.role == dqlite_client::Role::Voter)
+                    .count()
+            });
+            if voters.ok() == Some(3) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no 3 voters after 60 s\n{}",
+                backend.name(),
+                cluster.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        c.open("rsbench")
+            .await
+            .unwrap()
+            .exec(SCHEMA, ())
+            .await
+            .unwrap();
+        c
+    });
+    Target {
+        backend,
+        tag: match backend {
+            cluster::Backend::C => "C",
+            cluster::Backend::Rs => "rs",
+        },
+        cluster,
+        client,
+    }
+}
+
+/// Write and read phases of both clients on one cluster.
+#[derive(Debug, Clone, Copy, Default)]
+struct Result4 {
+    rust: (Phase, Phase),
+    python: Option<(Phase, Phase)>,
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "n/a".into()
+    }
 }
 
 fn main() {
@@ -269,67 +354,102 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let mut cluster = cluster::Cluster::start(cluster::Backend::C, 3);
-    let servers = cluster.servers();
+    let backends: Vec<cluster::Backend> = std::env::var("KVBENCH_BACKENDS")
+        .unwrap_or_else(|_| "c,rs".into())
+        .split(',')
+        .map(|s| match s.trim() {
+            "c" => cluster::Backend::C,
+            "rs" => cluster::Backend::Rs,
+            other => panic!("KVBENCH_BACKENDS: unknown backend {other:?} (c or rs)"),
+        })
+        .collect();
+    // No cluster test at the same time; the bench's own clusters share the one turn.
+    let turn = cluster::Turn::take();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt.block_on(async {
-        let c = Client::connect_with(servers.clone(), Config::default())
-            .await
-            .unwrap();
-        // The demo app settles roles after start: wait for 3 voters like kvbench's cluster.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let voters = c.cluster().await.map(|n| {
-                n.iter()
-                    .filter(|x| x.role == dqlite_client::Role::Voter)
-                    .count()
-            });
-            if voters.ok() == Some(3) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        c.open("rsbench")
-            .await
-            .unwrap()
-            .exec(SCHEMA, ())
-            .await
-            .unwrap();
-        c
-    });
+    let mut targets: Vec<Target> = backends.iter().map(|&b| start(&rt, b)).collect();
     let py = python_venv();
     if let Err(e) = &py {
         println!("python client skipped: {e}");
     }
     println!(
-        "# kv bench: 3-node C dqlite 1.11 cluster, {secs} s per phase, 32 B keys, 1 KiB values"
+        "# kv bench: 3-node clusters ({}), {secs} s per phase, 32 B keys, 1 KiB values; \
+         load average {}",
+        targets
+            .iter()
+            .map(|t| t.backend.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        loadavg()
     );
+    let mut table: Vec<(usize, Vec<Result4>)> = Vec::new();
     for &w in &workers {
-        let (rw, keys) = rt.block_on(rust_phase(&client, w, secs, true, &[]));
-        let (rr, _) = rt.block_on(rust_phase(&client, w, secs, false, &keys));
-        show("rust", w, "write", rw);
-        show("rust", w, "read", rr);
-        let pyres = py
-            .as_ref()
-            .ok()
-            .map(|p| python_phases(p, &servers.join(","), w, secs));
-        match pyres {
-            Some(Ok((pw, pr))) => {
-                show("python", w, "write", pw);
-                show("python", w, "read", pr);
+        let mut row = Vec::new();
+        for t in &mut targets {
+            let (rw, keys) = rt.block_on(rust_phase(&t.client, w, secs, true, &[]));
+            let (rr, _) = rt.block_on(rust_phase(&t.client, w, secs, false, &keys));
+            show(t.tag, "rust", w, "write", rw);
+            show(t.tag, "rust", w, "read", rr);
+            let servers = t.cluster.servers().join(",");
+            let python = match py
+                .as_ref()
+                .ok()
+                .map(|p| python_phases(p, &servers, w, secs))
+            {
+                Some(Ok((pw, pr))) => {
+                    show(t.tag, "python", w, "write", pw);
+                    show(t.tag, "python", w, "read", pr);
+                    Some((pw, pr))
+                }
+                Some(Err(e)) => {
+                    println!("{:6} python workers={w:<2} failed: {e}", t.tag);
+                    None
+                }
+                None => None,
+            };
+            row.push(Result4 {
+                rust: (rw, rr),
+                python,
+            });
+            println!("# load average {}", loadavg());
+        }
+        table.push((w, row));
+    }
+    if let [c, rs] = backends.as_slice()
+        && *c == cluster::Backend::C
+        && *rs == cluster::Backend::Rs
+    {
+        println!("\n# dqlite-rs / C (ops/s), load average {}", loadavg());
+        println!(
+            "| client | conns | C writes/s | rs writes/s | rs/C | C reads/s | rs reads/s | rs/C |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (w, row) in &table {
+            let line = |name: &str, c: (Phase, Phase), r: (Phase, Phase)| {
+                let busy = if c.0.busy > 0 {
+                    format!(" (+{} BUSY)", c.0.busy)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "ratio    workers={w:<2} rust/python writes {:.2}x  reads {:.2}x",
-                    rw.ops_per_s / pw.ops_per_s,
-                    rr.ops_per_s / pr.ops_per_s
+                    "| {name} | {w} | {:.1}{busy} | {:.1} | {} | {:.1} | {:.1} | {} |",
+                    c.0.ops_per_s,
+                    r.0.ops_per_s,
+                    ratio(r.0.ops_per_s, c.0.ops_per_s),
+                    c.1.ops_per_s,
+                    r.1.ops_per_s,
+                    ratio(r.1.ops_per_s, c.1.ops_per_s),
                 );
+            };
+            line("rust", row[0].rust, row[1].rust);
+            if let (Some(c), Some(r)) = (row[0].python, row[1].python) {
+                line("python", c, r);
             }
-            Some(Err(e)) => println!("python   workers={w:<2} failed: {e}"),
-            None => {}
         }
     }
-    drop(client);
-    drop(rt);
-    for n in &mut cluster.nodes {
-        n.kill();
+    for t in &mut targets {
+        t.cluster.kill_all();
     }
+    drop(targets);
+    drop(rt);
+    drop(turn);
 }

@@ -112,6 +112,74 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     bin: PathBuf,
     dir: tempfile::TempDir,
+    /// Held while the cluster lives (declared last: released after the nodes are killed).
+    _turn: Option<Turn>,
+}
+
+/// One cluster at a time on this machine: the holder of `$TMPDIR/dqlite-client-cluster.lock`
+/// (created exclusively, holding its pid; removed on drop, or taken over when that pid is
+/// gone). The test runners start the `c_*` and `rs_*` tests in parallel processes; three or
+/// four clusters at once on two cores make every node miss its timeouts, which measures the
+/// machine, not the nodes. `DQLITE_TEST_PARALLEL=1` turns this off.
+pub struct Turn {
+    path: PathBuf,
+}
+
+impl Turn {
+    /// Waits (at most 15 minutes) for the turn.
+    pub fn take() -> Option<Turn> {
+        if std::env::var_os("DQLITE_TEST_PARALLEL").is_some() {
+            return None;
+        }
+        let path = std::env::temp_dir().join("dqlite-client-cluster.lock");
+        let me = std::process::id();
+        let deadline = Instant::now() + Duration::from_secs(900);
+        let mut said = false;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    write!(f, "{me}").unwrap();
+                    return Some(Turn { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder: Option<u32> = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                    match holder {
+                        // A holder that is gone (killed test run): take the lock over. A file
+                        // without a pid yet is being written: wait.
+                        Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => {
+                            let _ = std::fs::remove_file(&path);
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if !said {
+                        eprintln!("waiting for another cluster test to finish ({holder:?})");
+                        said = true;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{} held by pid {holder:?} for 15 minutes",
+                        path.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// The path of `dqlite-demo`, or a panic that tells how to install it: the C-cluster tests
@@ -268,6 +336,12 @@ impl Cluster {
     /// dqlite-rs: the node listens). Roles keep settling afterwards: wait for the voters with
     /// the client (`support::wait_voters`).
     pub fn start(backend: Backend, n: usize) -> Cluster {
+        Cluster::start_with(backend, n, Turn::take())
+    }
+
+    /// [`Cluster::start`] without waiting for the turn (for a bench that runs several
+    /// clusters itself).
+    pub fn start_with(backend: Backend, n: usize, turn: Option<Turn>) -> Cluster {
         let bin = match backend {
             Backend::C => demo_binary(),
             Backend::Rs => node_binary(),
@@ -284,6 +358,7 @@ impl Cluster {
             nodes: Vec::new(),
             bin,
             dir,
+            _turn: turn,
         };
         for i in 0..n {
             let join = if i == 0 {

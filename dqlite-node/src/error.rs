@@ -81,6 +81,12 @@ pub enum NodeError {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Handing leadership over failed (this node may still lead).
+    #[error("leadership handover failed: {reason}")]
+    Handover {
+        /// Why.
+        reason: String,
+    },
     /// Joining the cluster failed.
     #[error("joining via {address}: {reason}")]
     Join {

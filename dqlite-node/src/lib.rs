@@ -42,6 +42,7 @@ pub mod command;
 mod error;
 pub mod fsm;
 mod gateway;
+mod handover;
 mod join;
 mod node;
 mod sql;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,9 @@ pub struct NodeOptions {
     pub max_connections: usize,
     /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
     pub heartbeat_timeout_ms: u64,
+    /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
+    /// it stops anyway. Default 5 s.
+    pub handover_timeout: Duration,
     /// Raft settings (timeouts, snapshot policy, log store).
     pub raft: RaftOptions,
 }
@@ -54,6 +57,7 @@ impl Default for NodeOptions {
             max_statements: 1024,
             max_connections: 1024,
             heartbeat_timeout_ms: 15000,
+            handover_timeout: Duration::from_secs(5),
             raft: RaftOptions::default(),
         }
     }
@@ -70,13 +74,21 @@ pub(crate) struct Shared {
     pub failure_domain: u64,
     pub next_conn: AtomicU64,
     pub connections: Arc<Semaphore>,
+    /// Set while this leader hands leadership over: it then reports itself as not leader,
+    /// so gateways answer "not leader" instead of proposing entries the target would lack.
+    pub handing_over: AtomicBool,
     #[allow(dead_code)]
     pub metadata: Arc<Mutex<Metadata>>,
 }
 
 impl Shared {
-    /// Whether this node is the Raft leader now.
+    /// Whether this node is the Raft leader now and not handing leadership over.
     pub fn is_leader(&self) -> bool {
+        !self.handing_over.load(Ordering::Acquire) && self.is_raft_leader()
+    }
+
+    /// Whether this node is the Raft leader now (handing over or not).
+    pub fn is_raft_leader(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
@@ -245,6 +257,7 @@ impl NodeBuilder {
             weight: AtomicU64::new(0),
             failure_domain: self.failure_domain,
             next_conn: AtomicU64::new(1),
+            handing_over: AtomicBool::new(false),
             metadata,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -332,8 +345,29 @@ impl Node {
         self.shared.clone().map(|shared| NodeHandle { shared })
     }
 
-    /// Stops serving, closes client and peer connections and shuts Raft down cleanly.
+    /// Stops the node: a leader first hands leadership to the most up-to-date voter (waiting
+    /// at most [`NodeOptions::handover_timeout`] for it to take over, while still serving),
+    /// then the node stops serving, closes client and peer connections and shuts Raft down
+    /// cleanly. A failed handover is logged, not returned: the node stops either way and the
+    /// cluster elects a leader after an election timeout, as after a crash.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(shared) = &self.shared
+            && shared.is_leader()
+            && shared.most_up_to_date_voter().is_some()
+        {
+            let started = std::time::Instant::now();
+            match shared
+                .hand_over(None, shared.options.handover_timeout)
+                .await
+            {
+                Ok(leader) => tracing::info!(
+                    leader,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "handed leadership over"
+                ),
+                Err(e) => tracing::warn!(error = %e, "stopping without a handover"),
+            }
+        }
         let _ = self.stop.send(true);
         if let Some(j) = self.join_task.take() {
             j.abort();
@@ -417,6 +451,17 @@ impl NodeHandle {
     /// Raft metrics (term, indexes, membership, replication).
     pub fn metrics(&self) -> openraft::RaftMetrics<u64, BasicNode> {
         self.shared.raft.metrics().borrow().clone()
+    }
+
+    /// Hands leadership to voter `target` (the most up-to-date voter if `None`) and returns
+    /// the id of the new leader; see [`Node::shutdown`]. Fails if this node does not lead,
+    /// has no other voter, or nobody took over within `timeout` (then it still leads).
+    pub async fn transfer_leadership(
+        &self,
+        target: Option<u64>,
+        timeout: Duration,
+    ) -> Result<u64, NodeError> {
+        self.shared.hand_over(target, timeout).await
     }
 
     /// Waits until some node is known as leader, up to `timeout`.

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod procs;
+
 use std::time::Duration;
 
 use dqlite_wire::{Framer, ProtocolVersion, Request, Response, ResponseContext, RowsEnd, Value};

@@ -1,0 +1,165 @@
+//! Leadership handover: a leader that is about to stop (or is asked to by TRANSFER) passes
+//! leadership to an up-to-date voter instead of leaving the cluster to notice its absence.
+//!
+//! openraft 0.9 has no TimeoutNow message, and a follower refuses to vote while its leader
+//! lease (the longest election timeout since the leader last reached it) runs. So the leader
+//! 1. stops taking statements (gateways answer "not leader", as C dqlite does during a
+//!    transfer), stops sending heartbeats, which lets every follower's lease run out, and
+//!    stops running elections itself,
+//! 2. waits until its own log is applied and the target holds all of it (a candidate with
+//!    less loses),
+//! 3. asks the target, over the client protocol, to run an election now (a TRANSFER naming
+//!    the target itself, which a voter that is not leader takes as "start an election"),
+//! 4. waits until some other node leads, and turns heartbeats back on if that never happens
+//!    (the handover failed and it is still in charge).
+//!
+//! The old leader votes for the target as soon as its own lease is over, so in a three-node
+//! cluster the target usually wins at once; larger clusters wait for the other followers'
+//! leases, at most the longest election timeout after the last heartbeat.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dqlite_wire::{Request, Response};
+use openraft::ServerState;
+
+use crate::error::NodeError;
+use crate::join::Conn;
+use crate::node::Shared;
+
+impl Shared {
+    /// The voter (other than this node) whose replicated log reaches furthest, as the leader
+    /// sees it; ties go to the lowest id.
+    pub(crate) fn most_up_to_date_voter(&self) -> Option<u64> {
+        let m = self.raft.metrics().borrow().clone();
+        let replication = m.replication.unwrap_or_default();
+        self.members()
+            .into_iter()
+            .filter(|(id, _, voter)| *voter && *id != self.id)
+            .map(|(id, _, _)| {
+                let matched = replication.get(&id).cloned().flatten().map(|l| l.index);
+                (matched, std::cmp::Reverse(id))
+            })
+            .max()
+            .map(|(_, std::cmp::Reverse(id))| id)
+    }
+
+    /// Hands leadership to `target` (the most up-to-date voter if `None`) and returns the id
+    /// of the node that leads afterwards. Errors if this node is not the leader, there is no
+    /// other voter, or no other node took over within `timeout`.
+    pub(crate) async fn hand_over(
+        &self,
+        target: Option<u64>,
+        timeout: Duration,
+    ) -> Result<u64, NodeError> {
+        let fail = |reason: String| NodeError::Handover { reason };
+        if !self.is_raft_leader() || self.handing_over.load(Ordering::Acquire) {
+            return Err(fail("this node is not the leader".into()));
+        }
+        let target = match target {
+            Some(t) => t,
+            None => self
+                .most_up_to_date_voter()
+                .ok_or_else(|| fail("no other voter".into()))?,
+        };
+        if target == self.id {
+            return Err(fail("this node is already the leader".into()));
+        }
+        let Some((_, address, true)) = self.members().into_iter().find(|m| m.0 == target) else {
+            return Err(fail(format!("node {target} is not a voter")));
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let raft = self.raft.raft();
+        self.handing_over.store(true, Ordering::Release);
+        raft.runtime_config().heartbeat(false);
+        raft.runtime_config().elect(false);
+        let result = self.run_handover(target, &address, deadline).await;
+        // Back to normal either way: still leader after a failure, or a follower that
+        // must be able to stand for election again.
+        raft.runtime_config().heartbeat(true);
+        raft.runtime_config().elect(true);
+        self.handing_over.store(false, Ordering::Release);
+        result
+    }
+
+    async fn run_handover(
+        &self,
+        target: u64,
+        address: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<u64, NodeError> {
+        let fail = |reason: String| NodeError::Handover { reason };
+        let mut rx = self.raft.metrics();
+        // The target must hold every entry, or the other voters will not elect it.
+        loop {
+            {
+                let m = rx.borrow_and_update();
+                if m.state != ServerState::Leader {
+                    break;
+                }
+                // Statements that passed the leader check before the flag was set may
+                // still append: wait until everything appended is applied here and held
+                // by the target.
+                let last = m.last_log_index;
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&target).cloned().flatten())
+                    .map(|l| l.index);
+                if matched >= last && m.last_applied.map(|l| l.index) >= last {
+                    break;
+                }
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Err(fail(format!("node {target} did not catch up in time")));
+            }
+        }
+        // The target answers once it leads or has given up; watch our own state meanwhile.
+        let ask = async {
+            match Conn::connect(address).await {
+                Ok(mut c) => match c.call(Request::Transfer { node_id: target }).await {
+                    Ok(Response::Empty) => Ok(()),
+                    Ok(Response::Failure(f)) => Err(format!("{} ({})", f.message, f.code)),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        };
+        let taken_over = async {
+            loop {
+                {
+                    let m = rx.borrow_and_update();
+                    if m.state != ServerState::Leader
+                        && let Some(l) = m.current_leader
+                        && l != self.id
+                    {
+                        return l;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    // Raft stopped: nobody to wait for.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::pin!(ask, taken_over);
+        let mut asked = None;
+        loop {
+            tokio::select! {
+                l = &mut taken_over => return Ok(l),
+                r = &mut ask, if asked.is_none() => asked = Some(r),
+                _ = tokio::time::sleep_until(deadline) => {
+                    let why = match asked {
+                        Some(Err(e)) => format!("node {target} could not take over: {e}"),
+                        _ => format!("node {target} did not take over in time"),
+                    };
+                    return Err(fail(why));
+                }
+            }
+        }
+    }
+}

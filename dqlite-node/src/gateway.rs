@@ -6,8 +6,8 @@
 //! reused), the handshake version.
 //!
 //! Where C dqlite crashes or hangs, this gateway answers a FAILURE or closes cleanly:
-//! unknown request types get FAILURE(1005), zero-length or oversized bodies close the
-//! connection, DESCRIBE with a bad format gets only FAILURE(15), a finalized statement id
+//! unknown request types get FAILURE(1005), a zero-length body closes the connection, an
+//! oversized one gets FAILURE(1) naming the limit and then a close (its body is never read), DESCRIBE with a bad format gets only FAILURE(15), a finalized statement id
 //! gets FAILURE(12), and a query that fails while stepping gets a clean FAILURE.
 
 use std::collections::BTreeSet;
@@ -16,8 +16,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use dqlite_wire::{
-    File, Framer, NodeAddress, NodeInfo, ProtocolVersion, Request, RequestError, Response, Role,
-    Value,
+    File, FrameError, Framer, NodeAddress, NodeInfo, ProtocolVersion, Request, RequestError,
+    Response, Role, Value,
 };
 use openraft::BasicNode;
 use openraft::ChangeMembers;
@@ -41,6 +41,12 @@ struct Stmt {
 }
 
 /// Per-connection protocol state.
+///
+/// Invariant: `leader_term` is the Raft term in which this connection last passed the leader
+/// check with a database open; a request that finds the node no longer leader of that term
+/// first rolls back the connection's open transaction (C dqlite closes the connection's
+/// leader SQLite connection on leadership loss), so no transaction outlives the leadership
+/// it was started under.
 struct Session {
     shared: Arc<Shared>,
     conn: ConnId,
@@ -48,6 +54,8 @@ struct Session {
     db: Option<(String, WorkerHandle)>,
     /// Statement slots; `None` is a free slot. Ids are indexes.
     stmts: Vec<Option<Stmt>>,
+    /// 0: none (a leader's term is at least 1).
+    leader_term: std::sync::atomic::AtomicU64,
 }
 
 /// Serves one client connection whose first bytes (`prefix`: handshake and possibly more)
@@ -70,12 +78,22 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         legacy: version.is_legacy(),
         db: None,
         stmts: Vec::new(),
+        leader_term: std::sync::atomic::AtomicU64::new(0),
     };
     loop {
         let frame = loop {
             match framer.next_frame() {
                 Ok(Some(f)) => break Some(f),
                 Ok(None) => {}
+                Err(FrameError::BodyTooLarge { words, max, .. }) => {
+                    // The body is not read (it may be gigabytes): say why, then close.
+                    let bytes = u64::from(words) * 8;
+                    tracing::debug!(bytes, max, "request too large: closing");
+                    let msg =
+                        format!("request body of {bytes} bytes exceeds the limit of {max} bytes");
+                    let _ = write_response(&mut wr, &Response::failure(1, msg)).await;
+                    break None;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "closing client connection");
                     break None;
@@ -173,8 +191,21 @@ impl Session {
     /// This node must be leader and have applied everything committed before its term
     /// (C dqlite's leader barrier): a statement executed earlier could miss committed
     /// writes, and a write would be computed on a stale base and overwrite them.
+    ///
+    /// If leadership was lost since this connection last used its database as leader, its
+    /// open transaction is rolled back first; when this node is leader again (a later term)
+    /// the request then fails with 10506, so the client learns its transaction is gone.
     async fn check_leader(&self) -> Result<(), SqlFailure> {
-        if !self.shared.is_leader() {
+        let term = self.shared.raft.metrics().borrow().current_term;
+        let leader = self.shared.is_leader();
+        let last = self.leader_term.load(Ordering::Relaxed);
+        if last != 0 && (last != term || !leader) {
+            self.leader_term.store(0, Ordering::Relaxed);
+            if self.rollback().await && leader {
+                return Err(SqlFailure::new(LEADERSHIP_LOST, "leadership lost"));
+            }
+        }
+        if !leader {
             return Err(not_leader());
         }
         if self
@@ -182,12 +213,28 @@ impl Session {
             .wait_term_applied(self.shared.options.write_wait)
             .await
         {
+            if self.db.is_some() {
+                self.leader_term.store(term, Ordering::Relaxed);
+            }
             Ok(())
         } else if self.shared.is_leader() {
             Err(SqlFailure::new(LEADERSHIP_LOST, "barrier error"))
         } else {
             Err(not_leader())
         }
+    }
+
+    /// Rolls back this connection's open transaction, if any; true if there was one.
+    async fn rollback(&self) -> bool {
+        let Some((_, w)) = &self.db else {
+            return false;
+        };
+        let (tx, rx) = oneshot::channel();
+        w.send(Job::Rollback {
+            conn: self.conn,
+            reply: tx,
+        });
+        rx.await.unwrap_or(false)
     }
 
     fn stmt(&self, id: u32) -> Result<&Stmt, SqlFailure> {
@@ -669,7 +716,12 @@ impl Session {
         });
         loop {
             match rx.recv().await {
-                Some(QueryMsg::Batch(b)) => wr.write_all(&b).await?,
+                Some(QueryMsg::Batch(b)) => {
+                    // The channel has room again: a worker that was serving other jobs while
+                    // this client was slow resumes the query now rather than at its next poll.
+                    w.1.send(Job::Wake);
+                    wr.write_all(&b).await?;
+                }
                 Some(QueryMsg::Done(b, frames)) => {
                     if let Some(frames) = frames
                         && let Err(f) = self.replicate(&w, frames).await
@@ -680,8 +732,13 @@ impl Session {
                 }
                 Some(QueryMsg::Failed(f)) => return write_response(wr, &failure(f)).await,
                 None => {
-                    return write_response(wr, &Response::failure(1, "database worker stopped"))
-                        .await;
+                    // The worker abandoned the query (a snapshot install needed the database,
+                    // or the node is stopping).
+                    return write_response(
+                        wr,
+                        &Response::failure(4, "query aborted by the database worker"),
+                    )
+                    .await;
                 }
             }
         }

@@ -9,14 +9,23 @@
 //! Writers are queued instead of failing with SQLITE_BUSY: a job whose statement hits the
 //! write lock (held by a pending commit or another connection's open transaction) is parked
 //! and retried whenever something that may release the lock happened, until its deadline.
+//!
+//! A worker never waits on a client socket either. Query results go to the gateway through a
+//! small bounded channel; when it is full (the client reads slowly or not at all) the query
+//! keeps its statement open and the worker serves other jobs meanwhile, nested inside the
+//! query (see `Worker::send_query_msg`); the gateway sends [`Job::Wake`] after taking a
+//! batch so that the query resumes at once. Nested queries form a stack: an outer query
+//! resumes only when the inner ones finished or were abandoned by their clients.
 
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dqlite_vfs::{Connection, Database, DatabaseFiles, Frames, Snapshot, Vfs};
 use dqlite_wire::{RowsEncoder, RowsEnd, Value};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
 use crate::error::SqlFailure;
@@ -79,6 +88,14 @@ pub enum Job {
     Disconnect {
         /// Connection id.
         conn: ConnId,
+    },
+    /// Roll back the open transaction of connection `conn`, if any (leadership was lost
+    /// under it).
+    Rollback {
+        /// Connection id.
+        conn: ConnId,
+        /// Answer: whether there was a transaction to roll back.
+        reply: oneshot::Sender<bool>,
     },
     /// Prepare the first statement of `sql`.
     Prepare {
@@ -150,6 +167,8 @@ pub enum Job {
         /// Answer.
         reply: oneshot::Sender<DatabaseFiles>,
     },
+    /// A query's gateway took a batch: its channel has room again. Does nothing else.
+    Wake,
 }
 
 /// The sending side of a worker.
@@ -164,8 +183,10 @@ impl WorkerHandle {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("db-{name}"))
+            // Room for MAX_NESTED_QUERIES stalled queries, each a few KiB of stack deep.
+            .stack_size(16 << 20)
             .spawn(move || match vfs.open_database(&name) {
-                Ok(db) => Worker::new(db).run(rx),
+                Ok(db) => Worker::new(db, rx).run(),
                 Err(e) => {
                     tracing::error!(db = %name, error = %e, "cannot open database");
                     fail_all(rx, &e.to_string());
@@ -197,13 +218,44 @@ fn fail_all(rx: mpsc::Receiver<Job>, msg: &str) {
     }
 }
 
+/// Most queries at once that may wait for their clients nested inside one another (see
+/// [`Worker::send_query_msg`]); further queries wait until the stack unwinds.
+const MAX_NESTED_QUERIES: usize = 64;
+
+/// The longest a query waiting for its client sleeps before re-checking its channel and the
+/// deadlines of parked jobs (normally a [`Job::Wake`] comes first).
+const NESTED_POLL: Duration = Duration::from_millis(50);
+
+/// Owns one database and all its connections; runs on its own thread.
+///
+/// Invariants: `depth` is the number of queries currently suspended in
+/// [`Worker::send_query_msg`] on this thread's stack; jobs that must not run under an open
+/// statement (restore, checkpoint) or that would nest too deep wait in `deferred` until
+/// `depth` is back to 0; `cancel_queries` is set only while `depth > 0` and makes every
+/// suspended query give up, so that a deferred restore runs soon.
 struct Worker {
     db: Database,
-    conns: HashMap<ConnId, Connection>,
+    rx: mpsc::Receiver<Job>,
+    /// Shared with suspended queries, which keep using a connection that a nested job removed.
+    conns: HashMap<ConnId, Rc<Connection>>,
     /// Jobs waiting for the write lock, oldest first.
     parked: VecDeque<Job>,
+    /// Jobs put off until no query is suspended, oldest first.
+    deferred: VecDeque<Job>,
+    /// Queries suspended on this thread's stack.
+    depth: usize,
+    /// Suspended queries must stop (a snapshot is waiting to be installed).
+    cancel_queries: bool,
     /// The connection whose captured commit is pending (awaiting apply or abort).
     pending_conn: std::cell::Cell<Option<ConnId>>,
+}
+
+/// Why a query stopped sending.
+enum Stop {
+    /// The gateway dropped its receiver (client gone) or the node is stopping.
+    Gone,
+    /// A restore needs the database: the query is abandoned.
+    Cancelled,
 }
 
 /// Outcome of trying a job.
@@ -214,36 +266,92 @@ enum Tried {
 }
 
 impl Worker {
-    fn new(db: Database) -> Self {
+    fn new(db: Database, rx: mpsc::Receiver<Job>) -> Self {
         Worker {
             db,
+            rx,
             conns: HashMap::new(),
             parked: VecDeque::new(),
+            deferred: VecDeque::new(),
+            depth: 0,
+            cancel_queries: false,
             pending_conn: std::cell::Cell::new(None),
         }
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Job>) {
+    /// Time until the earliest parked job's deadline.
+    fn next_deadline(&self) -> Duration {
+        self.parked
+            .iter()
+            .filter_map(job_deadline)
+            .min()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    fn run(mut self) {
         loop {
-            let timeout = self
-                .parked
-                .iter()
-                .filter_map(job_deadline)
-                .min()
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::from_secs(3600));
-            let job = match rx.recv_timeout(timeout) {
-                Ok(job) => Some(job),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            self.cancel_queries = false;
+            let job = match self.deferred.pop_front() {
+                Some(job) => Some(job),
+                None => match self.rx.recv_timeout(self.next_deadline()) {
+                    Ok(Job::Wake) => continue,
+                    Ok(job) => Some(job),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
             };
-            if let Some(job) = job
-                && let Tried::Busy(job) = self.try_job(job)
-            {
-                self.parked.push_back(job);
-            }
-            self.retry_parked();
+            self.serve(job);
         }
+    }
+
+    /// Tries `job` (if any), parks it if it hit the write lock, then retries parked jobs.
+    fn serve(&mut self, job: Option<Job>) {
+        if let Some(job) = job
+            && let Tried::Busy(job) = self.try_job(job)
+        {
+            self.parked.push_back(job);
+        }
+        self.retry_parked();
+    }
+
+    /// Hands a query message to the gateway without ever blocking on it: while the channel is
+    /// full, serves other jobs (nested: this query's statement stays open meanwhile).
+    fn send_query_msg(
+        &mut self,
+        out: &tokio::sync::mpsc::Sender<QueryMsg>,
+        mut msg: QueryMsg,
+    ) -> Result<(), Stop> {
+        self.depth += 1;
+        let r = loop {
+            match out.try_send(msg) {
+                Ok(()) => break Ok(()),
+                Err(TrySendError::Closed(_)) => break Err(Stop::Gone),
+                Err(TrySendError::Full(m)) => msg = m,
+            }
+            if self.cancel_queries {
+                break Err(Stop::Cancelled);
+            }
+            match self.rx.recv_timeout(self.next_deadline().min(NESTED_POLL)) {
+                Ok(Job::Wake) => {}
+                Ok(job @ (Job::Restore { .. } | Job::Checkpoint)) => {
+                    // Neither may run under an open statement; a restore must not wait for
+                    // a client that may never read, so the suspended queries give up.
+                    self.cancel_queries |= matches!(job, Job::Restore { .. });
+                    self.deferred.push_back(job);
+                }
+                Ok(job @ Job::Query { .. })
+                    if self.depth >= MAX_NESTED_QUERIES || self.cancel_queries =>
+                {
+                    self.deferred.push_back(job);
+                }
+                Ok(job) => self.serve(Some(job)),
+                Err(mpsc::RecvTimeoutError::Timeout) => self.retry_parked(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Err(Stop::Gone),
+            }
+        };
+        self.depth -= 1;
+        r
     }
 
     /// Retries parked jobs in order; expired ones get SQLITE_BUSY.
@@ -273,7 +381,7 @@ impl Worker {
                     .map_err(|e| SqlFailure::from_vfs(&e))
                     .map(|c| {
                         c.set_prepared_statement_cache_capacity(64);
-                        self.conns.insert(conn, c);
+                        self.conns.insert(conn, Rc::new(c));
                     });
                 let _ = reply.send(r);
             }
@@ -283,6 +391,16 @@ impl Worker {
                 {
                     let _ = c.execute_batch("ROLLBACK");
                 }
+            }
+            Job::Wake => {}
+            Job::Rollback { conn, reply } => {
+                let open = self.conns.get(&conn).is_some_and(|c| !c.is_autocommit());
+                if let Some(c) = self.conns.get(&conn)
+                    && open
+                {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+                let _ = reply.send(open);
             }
             Job::Prepare { conn, sql, reply } => {
                 let r = self.prepare(conn, &sql);
@@ -328,7 +446,7 @@ impl Worker {
                         out,
                     });
                 }
-                Err(e) => drop(out.blocking_send(QueryMsg::Failed(e))),
+                Err(e) => drop(self.send_query_msg(&out, QueryMsg::Failed(e))),
                 Ok(()) => {}
             },
             Job::Apply { frames, reply } => {
@@ -373,9 +491,10 @@ impl Worker {
                 .any(|(id, c)| *id != conn && !c.is_autocommit())
     }
 
-    fn conn(&self, conn: ConnId) -> Result<&Connection, SqlFailure> {
+    fn conn(&self, conn: ConnId) -> Result<Rc<Connection>, SqlFailure> {
         self.conns
             .get(&conn)
+            .cloned()
             .ok_or_else(|| SqlFailure::new(12, "no database opened"))
     }
 
@@ -392,11 +511,11 @@ impl Worker {
         if is_blank(sql) {
             return Err(SqlFailure::new(0, "empty statement"));
         }
-        let end = Self::split(c, sql);
+        let end = Self::split(&c, sql);
         let first = &sql[..end];
         let stmt = c
             .prepare(first)
-            .map_err(|e| SqlFailure::from_sqlite(c, &e))?;
+            .map_err(|e| SqlFailure::from_sqlite(&c, &e))?;
         Ok(Prepared {
             sql: first.to_string(),
             num_params: stmt.parameter_count() as u64,
@@ -407,6 +526,7 @@ impl Worker {
 
     fn exec(&self, conn: ConnId, sql: &str, params: &[Value]) -> Result<Executed, SqlFailure> {
         let c = self.conn(conn)?;
+        let c = &*c;
         let end = Self::split(c, sql);
         let first = &sql[..end];
         if is_blank(first) {
@@ -456,7 +576,7 @@ impl Worker {
     }
 
     fn query(
-        &self,
+        &mut self,
         conn: ConnId,
         sql: &str,
         params: &[Value],
@@ -464,6 +584,7 @@ impl Worker {
         out: &tokio::sync::mpsc::Sender<QueryMsg>,
     ) -> Result<(), SqlFailure> {
         let c = self.conn(conn)?;
+        let c = &*c;
         let mut stmt = c
             .prepare_cached(sql)
             .map_err(|e| SqlFailure::from_sqlite(c, &e))?;
@@ -509,9 +630,12 @@ impl Worker {
                 let batch = enc
                     .finish(RowsEnd::Part)
                     .map_err(|e| SqlFailure::new(1, e.to_string()))?;
-                if out.blocking_send(QueryMsg::Batch(batch)).is_err() {
+                match self.send_query_msg(out, QueryMsg::Batch(batch)) {
+                    Ok(()) => {}
                     // The client went away: stop stepping.
-                    return Ok(());
+                    Err(Stop::Gone) => return Ok(()),
+                    // The gateway sees the channel close after the batches sent so far.
+                    Err(Stop::Cancelled) => return Ok(()),
                 }
                 enc = new_encoder()?;
             }
@@ -524,7 +648,14 @@ impl Worker {
         if frames.is_some() {
             self.pending_conn.set(Some(conn));
         }
-        let _ = out.blocking_send(QueryMsg::Done(last, frames));
+        if let Err(stop) = self.send_query_msg(out, QueryMsg::Done(last, frames))
+            && self.pending_conn.get() == Some(conn)
+        {
+            // Nobody will propose this commit: discard it rather than strand the write lock.
+            let _ = stop;
+            self.db.abort();
+            self.pending_conn.set(None);
+        }
         Ok(())
     }
 

@@ -209,11 +209,24 @@ async fn where_c_crashes_we_answer() {
         .unwrap()
         .unwrap_or(0);
     assert_eq!(n, 0, "connection closed");
-    // An oversized body too.
+    // An oversized body: FAILURE naming the sizes, then the connection is closed.
     let mut c = Client::connect(&addr).await.unwrap();
     c.s.write_all(&[0xff, 0xff, 0xff, 0x7f, 8, 0, 0, 0])
         .await
         .unwrap();
+    let r = c
+        .recv(&dqlite_wire::ResponseContext::new(
+            dqlite_wire::RequestType::ExecSql,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        fail(&r),
+        (
+            1,
+            "request body of 17179869176 bytes exceeds the limit of 67108864 bytes"
+        )
+    );
     let n = tokio::time::timeout(Duration::from_secs(5), c.s.read(&mut buf))
         .await
         .unwrap()

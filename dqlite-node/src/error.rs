@@ -81,6 +81,12 @@ pub enum NodeError {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The TLS configuration is unusable (which file or setting, and why).
+    #[error("tls: {reason}")]
+    Tls {
+        /// Why.
+        reason: String,
+    },
     /// Handing leadership over failed (this node may still lead).
     #[error("leadership handover failed: {reason}")]
     Handover {

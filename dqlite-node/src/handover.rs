@@ -119,7 +119,7 @@ impl Shared {
         }
         // The target answers once it leads or has given up; watch our own state meanwhile.
         let ask = async {
-            match Conn::connect(address).await {
+            match Conn::connect_with(address, self.tls.as_ref()).await {
                 Ok(mut c) => match c.call(Request::Transfer { node_id: target }).await {
                     Ok(Response::Empty) => Ok(()),
                     Ok(Response::Failure(f)) => Err(format!("{} ({})", f.message, f.code)),

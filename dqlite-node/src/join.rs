@@ -4,22 +4,47 @@
 use std::time::Duration;
 
 use dqlite_wire::{Framer, ProtocolVersion, Request, Response, ResponseContext};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::tls::TlsConfig;
+
+/// A byte stream a [`Conn`] runs over: plain TCP or TLS.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// A minimal one-request-at-a-time client connection.
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     framer: Framer,
 }
 
 impl Conn {
+    /// A plain TCP connection (nodes without TLS).
     pub(crate) async fn connect(addr: &str) -> Result<Conn, String> {
-        let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+        Conn::connect_with(addr, None).await
+    }
+
+    /// A connection over TLS when `tls` is set, plain TCP otherwise.
+    pub(crate) async fn connect_with(addr: &str, tls: Option<&TlsConfig>) -> Result<Conn, String> {
+        let tcp = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
             .await
             .map_err(|_| format!("connecting to {addr} timed out"))?
             .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let mut stream: Box<dyn Io> = match tls {
+            Some(t) => Box::new(
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    t.connector().connect(t.server_name(), tcp),
+                )
+                .await
+                .map_err(|_| format!("TLS handshake with {addr} timed out"))?
+                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?,
+            ),
+            None => Box::new(tcp),
+        };
         stream
             .write_all(&ProtocolVersion::V1.to_bytes())
             .await
@@ -59,13 +84,18 @@ impl Conn {
 }
 
 /// One attempt: find the leader through `seed`, ADD this node, make it a voter.
-async fn try_join(id: u64, address: &str, seed: &str) -> Result<(), String> {
-    let mut c = Conn::connect(seed).await?;
+async fn try_join(
+    id: u64,
+    address: &str,
+    seed: &str,
+    tls: Option<&TlsConfig>,
+) -> Result<(), String> {
+    let mut c = Conn::connect_with(seed, tls).await?;
     let leader = match c.call(Request::Leader).await? {
         Response::Server { address, .. } if !address.is_empty() => address,
         other => return Err(format!("{seed} knows no leader ({other:?})")),
     };
-    let mut c = Conn::connect(&leader).await?;
+    let mut c = Conn::connect_with(&leader, tls).await?;
     match c
         .call(Request::Add {
             node_id: id,
@@ -96,12 +126,13 @@ pub(crate) async fn join_loop(
     id: u64,
     address: String,
     seeds: Vec<String>,
+    tls: Option<TlsConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
         for seed in &seeds {
-            match try_join(id, &address, seed).await {
+            match try_join(id, &address, seed, tls.as_ref()).await {
                 Ok(()) => {
                     tracing::info!(%seed, "joined the cluster");
                     return;

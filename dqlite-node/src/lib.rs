@@ -46,8 +46,10 @@ mod handover;
 mod join;
 mod node;
 mod sql;
+mod tls;
 mod worker;
 
 pub use error::{NodeError, SqlFailure};
 pub use gateway::{LEADERSHIP_LOST, NOT_LEADER};
 pub use node::{Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};
+pub use tls::TlsConfig;

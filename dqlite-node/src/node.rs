@@ -7,18 +7,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dqlite_raft::network::{TcpConnector, WithPreamble};
+use dqlite_raft::network::{TcpConnector, TlsConnector, WithPreamble};
 use dqlite_raft::node::{NodeOptions as RaftOptions, RaftNode};
 use dqlite_vfs::{Vfs, VfsConfig};
 use dqlite_wire::{Header, ProtocolVersion, Request, RequestType};
 use openraft::{BasicNode, ServerState};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::error::NodeError;
 use crate::fsm::{Fsm, Metadata, NodeConfig, Registry};
+use crate::tls::TlsConfig;
 use crate::{gateway, join};
 
 /// The Raft instance of a node.
@@ -74,6 +75,8 @@ pub(crate) struct Shared {
     pub failure_domain: u64,
     pub next_conn: AtomicU64,
     pub connections: Arc<Semaphore>,
+    /// TLS for every connection this node accepts or opens, if configured.
+    pub tls: Option<TlsConfig>,
     /// Set while this leader hands leadership over: it then reports itself as not leader,
     /// so gateways answer "not leader" instead of proposing entries the target would lack.
     pub handing_over: AtomicBool,
@@ -153,6 +156,7 @@ pub struct NodeBuilder {
     join: Vec<String>,
     options: NodeOptions,
     failure_domain: u64,
+    tls: Option<TlsConfig>,
 }
 
 impl NodeBuilder {
@@ -166,7 +170,15 @@ impl NodeBuilder {
             join: Vec::new(),
             options: NodeOptions::default(),
             failure_domain: 0,
+            tls: None,
         }
+    }
+
+    /// Serve and dial over TLS (every node of the cluster and every client then needs a
+    /// certificate the others trust; see [`TlsConfig`]).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Members to contact to join an existing cluster. Without any, a node whose data
@@ -232,20 +244,30 @@ impl NodeBuilder {
         .to_bytes()
         .map_err(|e| NodeError::Config(format!("address {address:?}: {e}")))?;
         preamble.extend_from_slice(&connect);
-        let connector = WithPreamble {
-            inner: TcpConnector::default(),
-            preamble: preamble.into(),
-        };
         let mut raft_options = self.options.raft.clone();
         raft_options.raft.cluster_name = "dqlite-rs".into();
-        let raft = RaftNode::start(
-            self.id,
-            &self.dir.join("raft"),
-            raft_options,
-            fsm,
-            connector,
-        )
-        .await
+        let raft_dir = self.dir.join("raft");
+        // The handshake and CONNECT go inside TLS, as a client's would.
+        let raft = match &self.tls {
+            Some(tls) => {
+                let connector = WithPreamble {
+                    inner: TlsConnector {
+                        inner: TcpConnector::default(),
+                        tls: tls.connector(),
+                        server_name: tls.server_name(),
+                    },
+                    preamble: preamble.into(),
+                };
+                RaftNode::start(self.id, &raft_dir, raft_options, fsm, connector).await
+            }
+            None => {
+                let connector = WithPreamble {
+                    inner: TcpConnector::default(),
+                    preamble: preamble.into(),
+                };
+                RaftNode::start(self.id, &raft_dir, raft_options, fsm, connector).await
+            }
+        }
         .map_err(|e| NodeError::Raft(e.to_string()))?;
         let shared = Arc::new(Shared {
             id: self.id,
@@ -258,6 +280,7 @@ impl NodeBuilder {
             failure_domain: self.failure_domain,
             next_conn: AtomicU64::new(1),
             handing_over: AtomicBool::new(false),
+            tls: self.tls.clone(),
             metadata,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -287,6 +310,7 @@ impl NodeBuilder {
                 self.id,
                 address.clone(),
                 self.join,
+                self.tls,
                 stop_rx,
             )))
         };
@@ -501,9 +525,27 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
     while tasks.join_next().await.is_some() {}
 }
 
+/// Completes TLS first when the node has it, then serves the stream.
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    match shared.tls.as_ref().map(TlsConfig::acceptor) {
+        Some(acceptor) => {
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_stream(shared, tls, peer).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+        None => serve_stream(shared, stream, peer).await,
+    }
+}
+
 /// Reads the handshake and the first message header; CONNECT hands the stream to Raft,
 /// anything else to a gateway.
-async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+) {
     let mut hs = [0u8; 8];
     let first = tokio::time::timeout(Duration::from_secs(30), async {
         stream.read_exact(&mut hs).await?;

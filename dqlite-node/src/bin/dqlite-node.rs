@@ -1,13 +1,14 @@
 //! `dqlite-node`: run one dqlite node.
 //!
-//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 if the node failed to start or
-//! stopped with an error, 2 for invalid arguments (clap).
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM; a leader hands leadership over
+//! first), 1 if the node failed to start (address in use, unreadable data directory or TLS
+//! files) or stopped with an error, 2 for invalid arguments (clap).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use dqlite_node::{Node, NodeOptions};
+use dqlite_node::{Node, NodeOptions, TlsConfig};
 
 /// Run a dqlite node: replicated SQLite over Raft, serving the dqlite wire protocol.
 #[derive(Debug, Parser)]
@@ -32,6 +33,20 @@ struct Args {
     /// Failure domain reported by DESCRIBE.
     #[arg(long, default_value_t = 0)]
     failure_domain: u64,
+    /// Certificate chain (PEM) for TLS on the node's port, for clients and Raft peers
+    /// alike; needs --tls-key. Peers and clients must present a certificate the node trusts.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Trusted root certificates (PEM); default: --tls-cert itself (one self-signed
+    /// certificate shared by the cluster).
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// Name every node's certificate is checked against.
+    #[arg(long, default_value = "dqlite")]
+    tls_server_name: String,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -68,13 +83,20 @@ async fn run(args: Args) -> ExitCode {
         leader_local_reads: args.leader_local_reads,
         ..NodeOptions::default()
     };
-    let node = match Node::builder(args.id, args.address.clone(), args.dir.clone())
+    let mut builder = Node::builder(args.id, args.address.clone(), args.dir.clone())
         .join(args.join.clone())
         .failure_domain(args.failure_domain)
-        .options(options)
-        .start()
-        .await
-    {
+        .options(options);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match TlsConfig::from_pem_files(cert, key, args.tls_ca.as_deref(), &args.tls_server_name) {
+            Ok(tls) => builder = builder.tls(tls),
+            Err(e) => {
+                tracing::error!(error = %e, "invalid TLS settings");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let node = match builder.start().await {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(error = %e, "node failed to start");

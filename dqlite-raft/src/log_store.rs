@@ -66,6 +66,27 @@ pub(crate) struct State<C: RaftTypeConfig> {
     next_seq: u64,
     vote: Option<Vote<C::NodeId>>,
     committed: Option<LogId<C::NodeId>>,
+    /// Where to announce entries this node appended as the leader (see [`crate::network::push`]).
+    push: Option<PushTap<C::NodeId>>,
+}
+
+/// Announces the leader's own appends to the eager pusher, at append time (before `fsync`).
+pub(crate) struct PushTap<NID: openraft::NodeId> {
+    /// This node's id: only entries of a vote this node holds as leader are announced.
+    pub me: NID,
+    /// The pusher's queue.
+    pub tx: tokio::sync::mpsc::UnboundedSender<PushHint<NID>>,
+}
+
+/// Entries `first..=last` were appended by the leader holding `vote` (committed, this node's).
+#[derive(Debug, Clone)]
+pub(crate) struct PushHint<NID: openraft::NodeId> {
+    /// The leader's vote when the entries were appended.
+    pub vote: Vote<NID>,
+    /// First appended index.
+    pub first: u64,
+    /// Last appended index.
+    pub last: u64,
 }
 
 /// State shared by the store, its readers and the I/O thread.
@@ -214,6 +235,7 @@ where
                 next_seq: 1,
                 vote,
                 committed,
+                push: None,
             }),
             files: RwLock::new(files),
             poisoned: AtomicBool::new(false),
@@ -281,7 +303,22 @@ where
         }
         let mut st = self.shared.state.lock();
         let mut encoded = Vec::new();
+        // Only entries created by this node as the current leader may be shipped before they are
+        // durable here: a vote this node holds, committed (granted by a quorum), whose leader
+        // id every entry carries.
+        let leader_vote = match (&st.push, &st.vote) {
+            (Some(tap), Some(v))
+                if v.is_committed() && v.leader_id().voted_for().as_ref() == Some(&tap.me) =>
+            {
+                Some(v.clone())
+            }
+            _ => None,
+        };
+        let mut all_leader = leader_vote.is_some();
         for entry in entries {
+            if let Some(v) = &leader_vote {
+                all_leader &= entry.log_id.leader_id == *v.leader_id();
+            }
             let lid = encode(&entry.log_id)?;
             let body = encode(&entry)?;
             let mut payload = Vec::with_capacity(lid.len() + body.len() + 4);
@@ -324,12 +361,38 @@ where
                 payload,
             });
         }
+        let hint = match (leader_vote, encoded.first(), encoded.last()) {
+            (Some(vote), Some(f), Some(l)) if all_leader => Some(PushHint {
+                vote,
+                first: f.index,
+                last: l.index,
+            }),
+            _ => None,
+        };
         self.tx
             .send(Cmd::Append {
                 entries: encoded,
                 done: Box::new(done) as Done,
             })
-            .map_err(|_| StoreError::Closed)
+            .map_err(|_| StoreError::Closed)?;
+        // After queueing the write, so the pusher never sees entries the I/O thread has not
+        // been asked to persist (it only ever sends what the leader would send anyway).
+        if let (Some(h), Some(tap)) = (hint, &st.push)
+            && tap.tx.send(h).is_err()
+        {
+            st.push = None;
+        }
+        Ok(())
+    }
+
+    /// Announces this node's own leader appends to `tx` from now on (at append time, before
+    /// they are durable), so a pusher can ship them to followers while the local `fsync` runs.
+    pub(crate) fn set_push_tap(
+        &self,
+        me: C::NodeId,
+        tx: tokio::sync::mpsc::UnboundedSender<PushHint<C::NodeId>>,
+    ) {
+        self.shared.state.lock().push = Some(PushTap { me, tx });
     }
 
     /// Appends and waits until durable.
@@ -477,6 +540,45 @@ where
             }
         }
         Ok(out)
+    }
+
+    /// The AppendEntries request the leader holding `hint.vote` would send for
+    /// `hint.first..=hint.last`, built from this log: `None` if the entries are gone or no
+    /// longer all carry that leader's id (then they are not the leader's to send), or if the
+    /// entry before them is unknown.
+    pub(crate) fn leader_request(
+        &self,
+        hint: &PushHint<C::NodeId>,
+    ) -> Result<Option<openraft::raft::AppendEntriesRequest<C>>, StoreError> {
+        let (prev_log_id, leader_commit) = {
+            let st = self.shared.state.lock();
+            let prev = match hint.first.checked_sub(1) {
+                None => None,
+                Some(p) => match st.index.get(p) {
+                    Some(slot) => Some(slot.log_id.clone()),
+                    None => match st.index.purged() {
+                        Some(purged) if purged.index == p => Some(purged),
+                        _ => return Ok(None),
+                    },
+                },
+            };
+            (prev, st.committed.clone())
+        };
+        let entries = self.read_range(hint.first..=hint.last)?;
+        let complete = entries.len() as u64 == hint.last - hint.first + 1;
+        if !complete
+            || entries
+                .iter()
+                .any(|e| e.log_id.leader_id != *hint.vote.leader_id())
+        {
+            return Ok(None);
+        }
+        Ok(Some(openraft::raft::AppendEntriesRequest {
+            vote: hint.vote.clone(),
+            prev_log_id,
+            entries,
+            leader_commit,
+        }))
     }
 
     fn read_at(

@@ -58,6 +58,14 @@ impl<K> Network<K> {
             config,
         }
     }
+
+    /// Another factory dialing with the same connector.
+    pub(crate) fn sibling(&self) -> Self {
+        Self {
+            connector: self.connector.clone(),
+            config: self.config.clone(),
+        }
+    }
 }
 
 /// A client for one peer.

@@ -162,6 +162,9 @@ fn find_python() -> Option<PathBuf> {
 
 /// The venv c-bench.sh uses, created the same way when missing.
 fn python_venv() -> Result<PathBuf, String> {
+    if std::env::var("KVBENCH_PYTHON").is_ok_and(|p| p == "none") {
+        return Err("KVBENCH_PYTHON=none".into());
+    }
     let venv =
         PathBuf::from(std::env::var("C_BENCH_VENV").unwrap_or_else(|_| "/tmp/c-bench-venv".into()));
     let py = venv.join("bin/python");

@@ -418,6 +418,12 @@ impl Cluster {
                     .arg(&db)
                     .arg("--dir")
                     .arg(self.dir.path().join(format!("n{index}")))
+                    // Extra flags, e.g. `--leader-local-reads` to compare read paths.
+                    .args(
+                        std::env::var("DQLITE_NODE_ARGS")
+                            .unwrap_or_default()
+                            .split_whitespace(),
+                    )
                     .env(
                         "RUST_LOG",
                         std::env::var("DQLITE_NODE_LOG").unwrap_or_else(|_| "warn".into()),

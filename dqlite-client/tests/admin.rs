@@ -197,23 +197,8 @@ async fn fourth_node(cluster: &mut Cluster, client: &Client) {
         Role::Voter => Role::Standby,
     };
     // The join may still be settling (dqlite-rs: ADD as learner, then the two-phase change to
-    // voter; C: the demo app's role manager): a change in progress refuses another one for a
-    // moment, so retry that refusal for a bounded time.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match client.assign(fourth.id, target).await {
-            Ok(()) => break,
-            Err(e)
-                if Instant::now() < deadline
-                    && e.message()
-                        .is_some_and(|m| m.contains("configuration change")) =>
-            {
-                eprintln!("assign refused while a change is in progress, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("assign {target:?} to {fourth:?}: {e}"),
-        }
-    }
+    // voter; C: the demo app's role manager).
+    retry_in_change("assign", || client.assign(fourth.id, target)).await;
     wait_for(client, "4th node reassigned", |n| {
         n.iter().any(|x| x.id == fourth.id && x.role == target)
     })
@@ -221,7 +206,8 @@ async fn fourth_node(cluster: &mut Cluster, client: &Client) {
     // Assigning the role it already has is refused.
     let same = client.assign(fourth.id, target).await.unwrap_err();
     assert_eq!(same.code(), Some(1), "{same}");
-    client.remove(fourth.id).await.unwrap();
+    // The ASSIGN's change may still be in its second phase (dqlite-rs: joint consensus).
+    retry_in_change("remove", || client.remove(fourth.id)).await;
     wait_for(client, "4th node removed", |n| {
         n.iter().all(|x| x.id != fourth.id)
     })
@@ -229,6 +215,31 @@ async fn fourth_node(cluster: &mut Cluster, client: &Client) {
     cluster.nodes[i].kill();
     cluster.nodes.remove(i);
     wait_voters(client, 3, Duration::from_secs(30)).await;
+}
+
+/// Runs a membership change, retrying for at most 30 s while the server refuses it because
+/// another change is still in progress (a transient refusal on both backends; dqlite-rs
+/// answers it with code 5 and "... already undergoing a configuration change ...").
+async fn retry_in_change<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), dqlite_client::Error>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f().await {
+            Ok(()) => return,
+            Err(e)
+                if Instant::now() < deadline
+                    && e.message()
+                        .is_some_and(|m| m.contains("configuration change")) =>
+            {
+                eprintln!("{what} refused while a change is in progress, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
 }
 
 /// Transfer leadership to a follower, then keep working through a handle opened before.

@@ -73,7 +73,15 @@ fn binary_exit_codes() {
     let out = Command::new(bin).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--id", "--address", "--dir", "--join"] {
+    for flag in [
+        "--id",
+        "--address",
+        "--dir",
+        "--join",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-ca",
+    ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
     // Missing arguments: clap's usage error, exit code 2.
@@ -91,4 +99,29 @@ fn binary_exit_codes() {
         .output()
         .unwrap();
     assert_eq!(st.status.code(), Some(1));
+    // A certificate without its key: usage error.
+    let st = Command::new(bin)
+        .args(["--id", "1", "--address", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .args(["--tls-cert", "cert.pem"])
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    // Unreadable TLS files: the node cannot start, exit code 1, and says which file.
+    let st = Command::new(bin)
+        .args(["--id", "1", "--address", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(dir.path().join("missing-cert.pem"))
+        .arg("--tls-key")
+        .arg(dir.path().join("missing-key.pem"))
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&st.stderr).contains("missing-cert.pem"),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }

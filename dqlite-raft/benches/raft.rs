@@ -8,7 +8,7 @@
 //!
 //! Files go to `DQLITE_RAFT_BENCH_DIR` (default: the system temp dir; use a real disk). Knobs:
 //! `DQLITE_RAFT_BENCH=summary`, `DQLITE_RAFT_BENCH_SECS`, `DQLITE_RAFT_BENCH_ONLY=d`,
-//! `DQLITE_RAFT_BENCH_HEARTBEAT_MS` (see README).
+//! `DQLITE_RAFT_BENCH_HEARTBEAT_MS`, `DQLITE_RAFT_BENCH_EAGER_PUSH=0` (see README).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -168,6 +168,9 @@ impl Cluster {
                     .and_then(|s| s.parse().ok())
                 {
                     opts.raft.heartbeat_interval = hb;
+                }
+                if std::env::var("DQLITE_RAFT_BENCH_EAGER_PUSH").as_deref() == Ok("0") {
+                    opts.eager_push = false;
                 }
                 let node = Node::start(
                     id,

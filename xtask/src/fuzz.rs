@@ -54,6 +54,9 @@ pub fn run_fuzz(args: &[String]) -> Result<(), String> {
             "--",
             &format!("-max_total_time={seconds}"),
             "-rss_limit_mb=2048",
+            // One input taking this long is a hang (the gateway target bounds each
+            // connection to 10 s itself).
+            "-timeout=30",
             "-max_len=65536",
         ]);
         run(cmd)?;

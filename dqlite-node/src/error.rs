@@ -29,6 +29,11 @@ impl SqlFailure {
                 msg.clone()
                     .unwrap_or_else(|| rusqlite::ffi::code_to_str(f.extended_code).to_string()),
             ),
+            // A prepare error that names a token: C dqlite answers sqlite3_errmsg() alone,
+            // without rusqlite's " in <sql> at offset N" suffix.
+            rusqlite::Error::SqlInputError { error, msg, .. } => {
+                SqlFailure::new(error.extended_code as u32 as u64, msg.clone())
+            }
             other => SqlFailure::new(1, other.to_string()),
         }
     }
@@ -101,4 +106,18 @@ pub enum NodeError {
         /// Why it failed.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_syntax_error_carries_sqlites_message_alone_like_c_dqlite() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let e = conn.prepare("SELEC 1").err().unwrap();
+        let f = SqlFailure::from_sqlite(&conn, &e);
+        assert_eq!(f.code, 1);
+        assert_eq!(f.message, "near \"SELEC\": syntax error");
+    }
 }

@@ -545,7 +545,7 @@ impl Session {
                     .trigger_election()
                     .await
                     .map_err(|e| SqlFailure::new(1, e.to_string()))?;
-                let round = Instant::now() + std::time::Duration::from_millis(500);
+                let round = Instant::now() + std::time::Duration::from_millis(200);
                 while Instant::now() < round {
                     if shared.is_leader() {
                         return Ok(Response::Empty);
@@ -555,40 +555,15 @@ impl Session {
             }
             return Err(failed());
         }
-        let target = if node_id == 0 {
-            let m = shared.raft.metrics().borrow().clone();
-            let replication = m.replication.unwrap_or_default();
-            members
-                .iter()
-                .filter(|(id, _, voter)| *voter && *id != shared.id)
-                .max_by_key(|(id, _, _)| replication.get(id).cloned().flatten().map(|l| l.index))
-                .map(|m| m.0)
-                .ok_or_else(|| SqlFailure::new(1, "no other voter to transfer to"))?
-        } else {
-            node_id
-        };
-        if target == shared.id {
-            return Err(SqlFailure::new(1, "this node is already the leader"));
-        }
-        let Some((_, address, true)) = members.iter().find(|m| m.0 == target).cloned() else {
-            return Err(SqlFailure::new(1, "target is not a voter"));
-        };
-        let mut c = crate::join::Conn::connect(&address)
+        // The leader hands over as on shutdown: it stops heartbeats (so the target's
+        // election is not refused under the voters' leader lease), waits for the target to
+        // hold its log, and dials it with the node's TLS settings.
+        let target = if node_id == 0 { None } else { Some(node_id) };
+        shared
+            .hand_over(target, std::time::Duration::from_secs(5))
             .await
-            .map_err(|e| SqlFailure::new(1, e))?;
-        match c.call(Request::Transfer { node_id: target }).await {
-            Ok(Response::Empty) => {}
-            Ok(Response::Failure(f)) => return Err(SqlFailure::new(f.code, f.message)),
-            Ok(_) | Err(_) => return Err(failed()),
-        }
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if !shared.is_leader() {
-                return Ok(Response::Empty);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        Err(failed())
+            .map_err(|e| SqlFailure::new(1, e.to_string()))?;
+        Ok(Response::Empty)
     }
 
     /// PREPARE: schema 0 wants exactly one statement, schema 1 reports the tail offset.

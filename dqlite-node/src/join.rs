@@ -21,11 +21,6 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// A plain TCP connection (nodes without TLS).
-    pub(crate) async fn connect(addr: &str) -> Result<Conn, String> {
-        Conn::connect_with(addr, None).await
-    }
-
     /// A connection over TLS when `tls` is set, plain TCP otherwise.
     pub(crate) async fn connect_with(addr: &str, tls: Option<&TlsConfig>) -> Result<Conn, String> {
         let tcp = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))

@@ -355,20 +355,10 @@ fn compare(cluster: &Cluster, mode: &str) -> (bool, String, String) {
     (ok, cluster.anonymize(&out), err)
 }
 
-/// Steps whose transcripts differ between C 1.11 and dqlite-rs because of a known dqlite-rs
-/// bug, compared only by `python_clients_match_c_dqlite_exactly` (ignored until fixed).
-///
-/// Bug: a prepare error (syntax error, no such column) reaches the client as
-/// `near "SELEC": syntax error in SELEC 1 at offset 0` instead of C's
-/// `near "SELEC": syntax error`: `SqlFailure::from_sqlite` (dqlite-node/src/error.rs) turns
-/// rusqlite's `Error::SqlInputError { error, msg, sql, offset }` into a FAILURE with
-/// `other.to_string()` (rusqlite's Display appends " in {sql} at offset {offset}") instead of
-/// `msg` and `error.extended_code`.
-const KNOWN_DIFFERENCES: &[&str] = &[
-    "dbapi.syntax_error",
-    "dbapi.no_such_column",
-    "sa.core.syntax_error",
-];
+/// Steps whose transcripts may differ between C 1.11 and dqlite-rs because of a known
+/// dqlite-rs bug. Empty: the prepare-error text bug (rusqlite's " in SQL at offset N" suffix)
+/// was fixed in `SqlFailure::from_sqlite`. Add a step here only with the bug named.
+const KNOWN_DIFFERENCES: &[&str] = &[];
 
 /// A transcript: (step name, result) in order.
 type Steps = Vec<(String, serde_json::Value)>;
@@ -436,13 +426,6 @@ fn python_clients_match_c_dqlite() {
 }
 
 #[test]
-#[ignore = "dqlite-rs bug: prepare errors carry rusqlite's ' in SQL at offset N' suffix (see KNOWN_DIFFERENCES)"]
-fn python_clients_match_c_dqlite_exactly() {
-    let (c, rs) = both_transcripts();
-    assert_same(&c, &rs, &[]);
-}
-
-#[test]
 fn python_clients_beyond_c_on_dqlite_rs() {
     let mut rs = Cluster::start(Backend::Rs);
     let (ok, out, err) = compare(&rs, "beyond-c");
@@ -506,14 +489,10 @@ fn run_suite(
 }
 
 /// Tests that pass against C 1.11 and fail against dqlite-rs because of a known dqlite-rs bug:
-/// (node id, bug). They are reported but tolerated unless `INTEROP_STRICT=1`.
-const KNOWN_BUGS: &[(&str, &str)] = &[(
-    "tests/compliance/test_suite.py::TrueDivTest_dqlite+dqlitedbapi_3_35_0::\
-     test_floordiv_numeric[5.52-2.4-2.0]",
-    "dqlite-rs's bundled SQLite lacks the math functions (SQLITE_ENABLE_MATH_FUNCTIONS): \
-     `SELECT FLOOR(5.52 / 2.4)` fails with `no such function: FLOOR`; C 1.11 uses Debian's \
-     libsqlite3, which has them",
-)];
+/// (node id, bug). They are reported but tolerated unless `INTEROP_STRICT=1`. Empty: the one
+/// entry (`FLOOR`, SQLite's math functions) was fixed by building the bundled SQLite with
+/// `SQLITE_ENABLE_MATH_FUNCTIONS` (`.cargo/config.toml`).
+const KNOWN_BUGS: &[(&str, &str)] = &[];
 
 /// Runs `suite` against a fresh dqlite-rs cluster and fails unless every test of its C 1.11
 /// baseline passes (but those of `KNOWN_BUGS`, unless `INTEROP_STRICT=1`).

@@ -540,10 +540,6 @@ fn python_suite_client_passes_what_c_passes() {
 }
 
 #[test]
-#[ignore = "dqlite-rs bug: run in one sequence on a loaded machine, the debug-build cluster \
-            loses its leader over and over (openraft AppendEntries RPC timeout = 100 ms \
-            heartbeat; large entries such as the suite's 2 MiB blob time out), and most later \
-            tests fail with `no leader known`; every file passes alone"]
 fn python_suite_dbapi_passes_what_c_passes() {
     suite_passes_what_c_passes("dbapi");
 }

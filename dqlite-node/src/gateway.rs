@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::fsm::Member;
 use dqlite_wire::{
     File, FrameError, Framer, NodeAddress, NodeInfo, ProtocolVersion, Request, RequestError,
     Response, Role, Value,
 };
-use openraft::BasicNode;
 use openraft::ChangeMembers;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -165,7 +165,10 @@ fn no_db() -> SqlFailure {
     SqlFailure::new(12, "no database opened")
 }
 
-fn raft_failure(e: &dqlite_raft::node::NodeError<u64, BasicNode>) -> SqlFailure {
+/// How long ADD/ASSIGN/REMOVE wait for an unfinished membership change to settle.
+const MEMBERSHIP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn raft_failure(e: &dqlite_raft::node::NodeError<u64, Member>) -> SqlFailure {
     use dqlite_raft::node::NodeError as E2;
     match e {
         E2::NotLeader { .. } => not_leader(),
@@ -377,55 +380,79 @@ impl Session {
             Request::Connect { .. } => Err(SqlFailure::new(1005, "unexpected CONNECT")),
             Request::Add { node_id, address } => {
                 self.check_leader().await?;
+                shared.membership_settled(MEMBERSHIP_WAIT).await;
+                if shared.members().iter().any(|m| m.0 == node_id) {
+                    return Err(SqlFailure::new(1, "server ID already in use"));
+                }
+                // As in C dqlite, a new server starts as a spare; ASSIGN gives it a role.
+                let member = Member {
+                    addr: address,
+                    spare: true,
+                };
                 shared
                     .raft
-                    .add_learner(node_id, BasicNode { addr: address }, false)
+                    .add_learner(node_id, member, false)
                     .await
                     .map_err(|e| raft_failure(&e))?;
                 Ok(Response::Empty)
             }
             Request::Assign { node_id, role } => {
                 self.check_leader().await?;
-                let members = shared.members();
-                let Some((_, _, is_voter)) = members.iter().find(|(id, _, _)| *id == node_id)
+                shared.membership_settled(MEMBERSHIP_WAIT).await;
+                let members = shared.member_roles();
+                let Some((_, address, current)) = members.iter().find(|m| m.0 == node_id).cloned()
                 else {
                     return Err(SqlFailure::new(1, "no such server"));
                 };
-                let voters: BTreeSet<u64> = members.iter().filter(|m| m.2).map(|m| m.0).collect();
-                match role.map(Role::from_code) {
-                    None | Some(Some(Role::Voter)) => {
-                        if *is_voter {
-                            return Err(SqlFailure::new(1, "server is already voter"));
-                        }
-                        let mut v = voters;
-                        v.insert(node_id);
-                        shared
-                            .raft
-                            .change_membership(v, true)
-                            .await
-                            .map_err(|e| raft_failure(&e))?;
-                    }
-                    Some(Some(Role::Spare)) => {
-                        return Err(SqlFailure::new(1, "the spare role is not supported yet"));
-                    }
-                    // Stand-by, and (as C does) any unknown role number.
-                    Some(_) => {
-                        if !*is_voter {
-                            return Err(SqlFailure::new(1, "server is already stand-by"));
-                        }
-                        let mut v = voters;
-                        v.remove(&node_id);
-                        shared
-                            .raft
-                            .change_membership(v, true)
-                            .await
-                            .map_err(|e| raft_failure(&e))?;
-                    }
+                let voters: BTreeSet<u64> = members
+                    .iter()
+                    .filter(|m| m.2 == Role::Voter)
+                    .map(|m| m.0)
+                    .collect();
+                // No role means voter; an unknown role number means stand-by (as in C).
+                let wanted = match role.map(Role::from_code) {
+                    None | Some(Some(Role::Voter)) => Role::Voter,
+                    Some(Some(Role::Spare)) => Role::Spare,
+                    Some(_) => Role::Standby,
+                };
+                if wanted == current {
+                    let name = match current {
+                        Role::Voter => "voter",
+                        Role::Standby => "stand-by",
+                        Role::Spare => "spare",
+                    };
+                    return Err(SqlFailure::new(1, format!("server is already {name}")));
+                }
+                // A spare loses its flag before it takes another role; a server gets the
+                // flag only once it is no longer a voter.
+                if current == Role::Spare {
+                    self.set_spare(node_id, &address, false).await?;
+                }
+                if wanted == Role::Voter {
+                    let mut v = voters;
+                    v.insert(node_id);
+                    shared
+                        .raft
+                        .change_membership(v, true)
+                        .await
+                        .map_err(|e| raft_failure(&e))?;
+                } else if current == Role::Voter {
+                    let mut v = voters;
+                    v.remove(&node_id);
+                    shared
+                        .raft
+                        .change_membership(v, true)
+                        .await
+                        .map_err(|e| raft_failure(&e))?;
+                }
+                if wanted == Role::Spare {
+                    self.set_spare(node_id, &address, true).await?;
                 }
                 Ok(Response::Empty)
             }
             Request::Remove { node_id } => {
                 self.check_leader().await?;
+                shared.membership_settled(MEMBERSHIP_WAIT).await;
                 let members = shared.members();
                 let Some((_, _, is_voter)) = members.iter().find(|(id, _, _)| *id == node_id)
                 else {
@@ -490,13 +517,10 @@ impl Session {
                             .collect(),
                     }),
                     1 => Ok(Response::Servers {
-                        servers: members
+                        servers: shared
+                            .member_roles()
                             .into_iter()
-                            .map(|(id, address, voter)| NodeInfo {
-                                id,
-                                address,
-                                role: if voter { Role::Voter } else { Role::Standby },
-                            })
+                            .map(|(id, address, role)| NodeInfo { id, address, role })
                             .collect(),
                     }),
                     _ => Err(SqlFailure::new(1005, "unrecognized cluster format")),
@@ -527,6 +551,25 @@ impl Session {
     /// a TRANSFER naming the target itself, which a voter that is not leader takes as "start
     /// an election now") and then waits until it is no longer leader. The target wins if its
     /// log is up to date. Id 0 picks the voter with the most replicated log.
+    /// Records (or clears) the spare role of non-voter `node_id` in the membership.
+    async fn set_spare(&self, node_id: u64, address: &str, spare: bool) -> Result<(), SqlFailure> {
+        let mut nodes = std::collections::BTreeMap::new();
+        nodes.insert(
+            node_id,
+            Member {
+                addr: address.to_string(),
+                spare,
+            },
+        );
+        self.shared
+            .raft
+            .raft()
+            .change_membership(ChangeMembers::SetNodes(nodes), true)
+            .await
+            .map_err(|e| SqlFailure::new(1, e.to_string()))?;
+        Ok(())
+    }
+
     async fn transfer(&self, node_id: u64) -> Result<Response, SqlFailure> {
         let shared = &self.shared;
         let failed = || SqlFailure::new(1, "leadership transfer failed");

@@ -99,6 +99,8 @@ async fn try_join(
         .await?
     {
         Response::Empty => {}
+        // An earlier attempt added it and then failed to assign the role: assign it now.
+        Response::Failure(f) if f.message.contains("already in use") => {}
         Response::Failure(f) => return Err(format!("ADD refused: {} ({})", f.message, f.code)),
         other => return Err(format!("unexpected answer to ADD: {other:?}")),
     }

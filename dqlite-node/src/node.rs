@@ -11,7 +11,9 @@ use dqlite_raft::network::{TcpConnector, TlsConnector, WithPreamble};
 use dqlite_raft::node::{NodeOptions as RaftOptions, RaftNode};
 use dqlite_vfs::{Vfs, VfsConfig};
 use dqlite_wire::{Header, ProtocolVersion, Request, RequestType};
-use openraft::{BasicNode, ServerState};
+use openraft::ServerState;
+
+use crate::fsm::Member;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -136,13 +138,58 @@ impl Shared {
 
     /// Voters and learners of the current configuration: (id, address, is_voter).
     pub fn members(&self) -> Vec<(u64, String, bool)> {
+        self.member_roles()
+            .into_iter()
+            .map(|(id, addr, role)| (id, addr, role == dqlite_wire::Role::Voter))
+            .collect()
+    }
+
+    /// Waits (up to `timeout`) until no membership change is in flight: the effective
+    /// configuration is uniform (not joint) and applied here. openraft refuses a change while
+    /// another one is unfinished; ADD/ASSIGN/REMOVE wait instead, as a joining node's own
+    /// ADD+ASSIGN may still be settling when an administrator's request arrives. False if it
+    /// did not settle in time.
+    pub(crate) async fn membership_settled(&self, timeout: std::time::Duration) -> bool {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let m = rx.borrow_and_update();
+                let stored = &m.membership_config;
+                let uniform = stored.membership().get_joint_config().len() == 1;
+                let applied = m.last_applied.as_ref().map(|l| l.index)
+                    >= stored.log_id().as_ref().map(|l| l.index);
+                if uniform && applied {
+                    return true;
+                }
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Every member with its role, as CLUSTER reports them.
+    pub fn member_roles(&self) -> Vec<(u64, String, dqlite_wire::Role)> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
         membership
             .nodes()
-            .map(|(id, n)| (*id, n.addr.clone(), voters.contains(id)))
+            .map(|(id, n)| {
+                let role = if voters.contains(id) {
+                    dqlite_wire::Role::Voter
+                } else if n.spare {
+                    dqlite_wire::Role::Spare
+                } else {
+                    dqlite_wire::Role::Standby
+                };
+                (*id, n.addr.clone(), role)
+            })
             .collect()
     }
 }
@@ -295,12 +342,7 @@ impl NodeBuilder {
             None
         } else if self.join.is_empty() {
             let mut members = BTreeMap::new();
-            members.insert(
-                self.id,
-                BasicNode {
-                    addr: address.clone(),
-                },
-            );
+            members.insert(self.id, Member::new(address.clone()));
             if let Err(e) = shared.raft.initialize(members).await {
                 tracing::info!(error = %e, "not bootstrapping");
             }
@@ -473,7 +515,7 @@ impl NodeHandle {
     }
 
     /// Raft metrics (term, indexes, membership, replication).
-    pub fn metrics(&self) -> openraft::RaftMetrics<u64, BasicNode> {
+    pub fn metrics(&self) -> openraft::RaftMetrics<u64, Member> {
         self.shared.raft.metrics().borrow().clone()
     }
 

@@ -315,7 +315,11 @@ fn base_python() -> PathBuf {
 }
 
 fn work_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-interop")
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-interop");
+    // Created here, not only by the virtualenv setup, which `.ci/run` does elsewhere.
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
 }
 
 /// The virtualenv interpreter with the pinned clients (prepared once; file-locked).

@@ -317,8 +317,7 @@ fn base_python() -> PathBuf {
 fn work_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-interop");
     // Created here, not only by the virtualenv setup, which `.ci/run` does elsewhere.
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
 }
 

@@ -943,10 +943,9 @@ mod tests {
         RPCOption::new(Duration::from_secs(5))
     }
 
-    #[tokio::test]
-    async fn a_repeated_request_awaits_the_pending_exchange_and_sends_a_heartbeat_meanwhile() {
-        let (mut factory, seen) = fake(slow_appends);
-        let mut client = factory.new_client(2, &BasicNode::new("peer")).await;
+    /// Starts an AppendEntries of entries 1..=3 and cancels it after 50 ms, as openraft's
+    /// timeout does, leaving its exchange pending in the background.
+    async fn start_and_cancel_bulk(client: &mut PeerClient<TestConfig, FakePeer>) {
         let cancelled = tokio::time::timeout(
             Duration::from_millis(50),
             client.append_entries(append(1, None, 1..=3), long()),
@@ -956,6 +955,13 @@ mod tests {
             cancelled.is_err(),
             "the first call should have been cancelled"
         );
+    }
+
+    #[tokio::test]
+    async fn a_repeated_request_awaits_the_pending_exchange_and_sends_a_heartbeat_meanwhile() {
+        let (mut factory, seen) = fake(slow_appends);
+        let mut client = factory.new_client(2, &BasicNode::new("peer")).await;
+        start_and_cancel_bulk(&mut client).await;
 
         let r = client.append_entries(append(1, None, 1..=3), long()).await;
         assert!(matches!(r, Ok(AppendEntriesResponse::Success)), "{r:?}");
@@ -984,15 +990,7 @@ mod tests {
     async fn an_extended_request_sends_only_the_entries_not_yet_confirmed() {
         let (mut factory, seen) = fake(slow_appends);
         let mut client = factory.new_client(2, &BasicNode::new("peer")).await;
-        let cancelled = tokio::time::timeout(
-            Duration::from_millis(50),
-            client.append_entries(append(1, None, 1..=3), long()),
-        )
-        .await;
-        assert!(
-            cancelled.is_err(),
-            "the first call should have been cancelled"
-        );
+        start_and_cancel_bulk(&mut client).await;
 
         // openraft retries with the entries proposed meanwhile.
         let r = client.append_entries(append(1, None, 1..=5), long()).await;
@@ -1081,15 +1079,7 @@ mod tests {
     async fn a_heartbeat_does_not_wait_behind_a_bulk_exchange() {
         let (mut factory, seen) = fake(slow_appends);
         let mut client = factory.new_client(2, &BasicNode::new("peer")).await;
-        let cancelled = tokio::time::timeout(
-            Duration::from_millis(50),
-            client.append_entries(append(1, None, 1..=3), long()),
-        )
-        .await;
-        assert!(
-            cancelled.is_err(),
-            "the first call should have been cancelled"
-        );
+        start_and_cancel_bulk(&mut client).await;
 
         // openraft's heartbeat timeout: well under the 350 ms the bulk exchange still needs.
         let r = client

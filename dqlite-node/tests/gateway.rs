@@ -8,24 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use dqlite_node::{Node, NodeOptions};
+use dqlite_node::NodeOptions;
 use dqlite_wire::{Failure, Request, Response, RowsEnd, Value};
-use support::{Client, open};
+use support::{Client, open, single};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn single(dir: &std::path::Path, options: NodeOptions) -> Node {
-    let node = Node::builder(1, "127.0.0.1:0", dir)
-        .options(options)
-        .start()
-        .await
-        .unwrap();
-    node.handle()
-        .unwrap()
-        .wait_for_leader(Duration::from_secs(20))
-        .await
-        .unwrap();
-    node
-}
 
 fn fail(r: &Response) -> (u64, &str) {
     match r {

@@ -9,29 +9,15 @@ mod support;
 
 use std::time::Duration;
 
-use dqlite_node::{Node, NodeOptions};
+use dqlite_node::NodeOptions;
 use dqlite_wire::{Request, Response, ResponseContext, RowsEnd, Value};
-use support::{Client, open};
+use support::{Client, open, single};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What another client may take for a small read or write while someone misbehaves. Far below
 /// `write_wait` (30 s here), so a write that only went through because a lock wait expired
 /// would fail this bound.
 const BOUND: Duration = Duration::from_secs(8);
-
-async fn single(dir: &std::path::Path, options: NodeOptions) -> Node {
-    let node = Node::builder(1, "127.0.0.1:0", dir)
-        .options(options)
-        .start()
-        .await
-        .unwrap();
-    node.handle()
-        .unwrap()
-        .wait_for_leader(Duration::from_secs(20))
-        .await
-        .unwrap();
-    node
-}
 
 fn options() -> NodeOptions {
     NodeOptions {

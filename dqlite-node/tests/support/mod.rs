@@ -87,3 +87,18 @@ pub async fn open(address: &str, name: &str) -> std::io::Result<Client> {
         other => Err(std::io::Error::other(format!("{other:?}"))),
     }
 }
+
+/// A one-node cluster in `dir` on a free loopback port, started and leading.
+pub async fn single(dir: &std::path::Path, options: dqlite_node::NodeOptions) -> dqlite_node::Node {
+    let node = dqlite_node::Node::builder(1, "127.0.0.1:0", dir)
+        .options(options)
+        .start()
+        .await
+        .unwrap();
+    node.handle()
+        .unwrap()
+        .wait_for_leader(Duration::from_secs(20))
+        .await
+        .unwrap();
+    node
+}

@@ -62,6 +62,7 @@ mod io_thread;
 pub mod log_store;
 pub mod network;
 pub mod node;
+mod read_barrier;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot;

@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::log_store::{CloseWaiter, LogConfig, LogStore};
 use crate::network::codec::CodecError;
 use crate::network::{Connector, NetConfig, Network, serve_stream};
+use crate::read_barrier::ReadBarriers;
 use crate::recovery::RecoveryReport;
 use crate::state_machine::{StateMachine, StateMachineStore};
 
@@ -135,6 +136,7 @@ pub struct RaftNode<C: TypeConfig, S: StateMachine<C>> {
     recovery: RecoveryReport,
     nudger: Option<tokio::task::JoinHandle<()>>,
     pusher: Option<tokio::task::JoinHandle<()>>,
+    reads: ReadBarriers<C>,
 }
 
 /// Works around openraft 0.9.25 leaving entries that were appended while a replication RPC was
@@ -204,6 +206,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         });
         Ok(Self {
             id,
+            reads: ReadBarriers::new(raft.clone()),
             raft,
             state,
             log_closed,
@@ -251,9 +254,10 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
     }
 
     /// Read barrier (read index): confirms leadership with a quorum and waits until everything
-    /// committed before the call is applied here. Reads after it are linearizable.
+    /// committed before the call is applied here. Reads after it are linearizable. Concurrent
+    /// callers share quorum rounds: each waits for one that started after it was called.
     pub async fn read_barrier(&self) -> Result<Option<LogId<C::NodeId>>, NodeErr<C>> {
-        self.raft.ensure_linearizable().await.map_err(|e| match e {
+        self.reads.barrier().await.map_err(|e| match e {
             RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => NodeError::NotLeader {
                 leader_id: f.leader_id,
                 leader_node: f.leader_node,

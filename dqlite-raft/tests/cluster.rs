@@ -236,3 +236,48 @@ fn three_members_replicate_survive_leader_restart_and_catch_up_by_snapshot() {
         m.kill();
     }
 }
+
+/// Concurrent readers share quorum rounds (`RaftNode::read_barrier`), but each one's read index
+/// still covers every write that completed before it asked: a round serves only the readers
+/// that arrived before it started.
+#[test]
+fn shared_read_barriers_cover_each_readers_own_earlier_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ms: Vec<Member> = (1..=3)
+        .map(|id| Member::start(id, tmp.path().join(format!("n{id}")), None))
+        .collect();
+    let members: BTreeMap<u64, BasicNode> = ms
+        .iter()
+        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
+        .collect();
+    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
+    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let lm = &ms[(leader - 1) as usize];
+    let node = lm.node();
+
+    lm.block_on(async {
+        let readers = (0..32u64).map(|r| async move {
+            for i in 0..20u64 {
+                let written = node
+                    .propose((r * 1000 + i).to_le_bytes().to_vec())
+                    .await
+                    .unwrap()
+                    .log_id;
+                let read = node.read_barrier().await.unwrap();
+                assert!(
+                    read.as_ref().is_some_and(|l| l.index >= written.index),
+                    "reader {r}: read index {read:?} is behind its own write {written:?}"
+                );
+            }
+        });
+        futures::future::join_all(readers).await;
+    });
+
+    // A follower has no read index to give.
+    let follower = ms.iter().find(|m| m.id != leader).unwrap();
+    let r = follower.block_on(follower.node().read_barrier());
+    assert!(
+        matches!(r, Err(dqlite_raft::node::NodeError::NotLeader { .. })),
+        "{r:?}"
+    );
+}

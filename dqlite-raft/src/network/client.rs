@@ -82,7 +82,18 @@
 //! or abandoned exchange closes its connection; the next call reconnects, but not before an
 //! exponential backoff (10 ms doubling to 1 s) after failed connects, so a dead peer costs no
 //! busy loop. Dropping the [`PeerClient`] aborts its pending exchanges.
+//!
+//! Dropping a [`PeerClient`] hands its idle connections to its [`Network`] (and the factory's
+//! siblings), up to a few per peer, for the next client of the same peer. openraft 0.9.25
+//! creates a client per voter for every read barrier (`ensure_linearizable`) and every
+//! election, and without the pool each of those paid a TCP connect (and the dqlite node's
+//! handshake, or a TLS handshake) per peer. A connection that carried an exchange before may
+//! have been closed by its peer meanwhile (a restart): if writing to it or reading its answer
+//! fails that way, the AppendEntries or Vote is sent once more on a new connection (both are
+//! safe to repeat: Raft tolerates duplicated messages). InstallSnapshot is never repeated.
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,10 +134,46 @@ impl Default for NetConfig {
     }
 }
 
+/// Idle connections per peer kept by a [`Network`] for its next clients.
+const MAX_POOLED: usize = 8;
+
+/// Idle connections left by dropped clients, by peer (node id and node record), type-erased
+/// because a [`Network`] is generic over the connector only, not over the node type.
+#[derive(Clone, Default)]
+struct Pool {
+    by_peer: Arc<parking_lot::Mutex<HashMap<String, Vec<Pooled>>>>,
+}
+
+/// A pooled connection, its stream type erased.
+type Pooled = Box<dyn Any + Send>;
+
+impl Pool {
+    fn take<S: Send + 'static>(&self, key: &str) -> Option<Conn<S>> {
+        let mut map = self.by_peer.lock();
+        let conns = map.get_mut(key)?;
+        while let Some(c) = conns.pop() {
+            if let Ok(c) = c.downcast::<Conn<S>>() {
+                return Some(*c);
+            }
+        }
+        None
+    }
+
+    fn put<S: Send + 'static>(&self, key: &str, conn: Conn<S>) {
+        let mut map = self.by_peer.lock();
+        let conns = map.entry(key.to_string()).or_default();
+        if conns.len() < MAX_POOLED {
+            conns.push(Box::new(conn));
+        }
+    }
+}
+
 /// The network factory handed to openraft.
 pub struct Network<K> {
     connector: Arc<K>,
     config: NetConfig,
+    /// Idle connections of dropped clients, shared with the siblings.
+    pool: Pool,
 }
 
 impl<K> Network<K> {
@@ -135,6 +182,7 @@ impl<K> Network<K> {
         Self {
             connector: Arc::new(connector),
             config,
+            pool: Pool::default(),
         }
     }
 
@@ -143,6 +191,7 @@ impl<K> Network<K> {
         Self {
             connector: self.connector.clone(),
             config: self.config.clone(),
+            pool: self.pool.clone(),
         }
     }
 }
@@ -239,6 +288,8 @@ fn trim<C: TypeConfig>(
 struct Conn<S> {
     stream: S,
     buf: Vec<u8>,
+    /// Whether it carried an exchange before (then its peer may have closed it since).
+    used: bool,
 }
 
 /// What a detached exchange ends with.
@@ -315,6 +366,20 @@ pub struct PeerClient<C: TypeConfig, K: Connector<C::Node>> {
     confirmed: Option<Confirmed<C::NodeId>>,
     next_connect: Option<Instant>,
     connect_backoff: Duration,
+    /// Where idle connections go when the client is dropped, and under which key.
+    pool: Pool,
+    pool_key: String,
+}
+
+impl<C: TypeConfig, K: Connector<C::Node>> Drop for PeerClient<C, K> {
+    fn drop(&mut self) {
+        for conn in [self.light.idle.take(), self.bulk.idle.take()]
+            .into_iter()
+            .flatten()
+        {
+            self.pool.put(&self.pool_key, conn);
+        }
+    }
 }
 
 impl<C: TypeConfig, K: Connector<C::Node>> RaftNetworkFactory<C> for Network<K> {
@@ -322,6 +387,7 @@ impl<C: TypeConfig, K: Connector<C::Node>> RaftNetworkFactory<C> for Network<K> 
 
     async fn new_client(&mut self, target: C::NodeId, node: &C::Node) -> Self::Network {
         PeerClient {
+            pool_key: format!("{target}/{node:?}"),
             target,
             node: node.clone(),
             connector: self.connector.clone(),
@@ -331,6 +397,7 @@ impl<C: TypeConfig, K: Connector<C::Node>> RaftNetworkFactory<C> for Network<K> 
             confirmed: None,
             next_connect: None,
             connect_backoff: Duration::from_millis(10),
+            pool: self.pool.clone(),
         }
     }
 }
@@ -341,6 +408,46 @@ enum CallError {
     Timeout,
     /// A trimmed AppendEntries met a conflict: the follower lost what it had confirmed.
     TrimmedConflict,
+}
+
+/// Whether `e` says the peer closed the connection (rather than answering wrongly or slowly).
+fn is_closed(e: &CallError) -> bool {
+    matches!(e, CallError::Network(CodecError::Io(e)) if matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    ))
+}
+
+/// [`exchange`] on `conn`; if `conn` carried an exchange before and turns out closed by the
+/// peer, once more on a new connection from `connector` (which then replaces `conn`), unless
+/// `req` is an InstallSnapshot (see the module docs, "Connections").
+async fn exchange_or_redial<C: TypeConfig, K: Connector<C::Node>>(
+    conn: &mut Conn<K::Stream>,
+    req: &Request<C>,
+    max_frame: usize,
+    connector: &K,
+    node: &C::Node,
+) -> Result<Response<C>, CallError> {
+    let used = conn.used;
+    conn.used = true;
+    match exchange(conn, req, max_frame).await {
+        Err(e) if used && is_closed(&e) && !matches!(req, Request::InstallSnapshot(_)) => {
+            let stream = connector
+                .connect(node)
+                .await
+                .map_err(CallError::Unreachable)?;
+            *conn = Conn {
+                stream,
+                buf: Vec::new(),
+                used: true,
+            };
+            exchange(conn, req, max_frame).await
+        }
+        r => r,
+    }
 }
 
 /// Encodes `req`, writes it and reads one answer.
@@ -422,8 +529,11 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
         };
         let limit = self.config.detached_timeout.max(ttl);
         let max_frame = self.config.max_frame;
+        let connector = self.connector.clone();
+        let node = self.node.clone();
         let task = tokio::spawn(async move {
-            match tokio::time::timeout(limit, exchange(&mut conn, &req, max_frame)).await {
+            let ex = exchange_or_redial(&mut conn, &req, max_frame, &*connector, &node);
+            match tokio::time::timeout(limit, ex).await {
                 Ok(Ok(r)) => Outcome {
                     result: Ok(r),
                     conn: Some(conn),
@@ -576,6 +686,9 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
     }
 
     async fn connect(&mut self) -> Result<Conn<K::Stream>, CallError> {
+        if let Some(conn) = self.pool.take(&self.pool_key) {
+            return Ok(conn);
+        }
         if let Some(t) = self.next_connect
             && Instant::now() < t
         {
@@ -591,6 +704,7 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
                 Ok(Conn {
                     stream,
                     buf: Vec::new(),
+                    used: false,
                 })
             }
             Err(e) => {
@@ -795,6 +909,137 @@ mod tests {
         // The detached exchange read the stale answer, so its connection may be reused (one
         // connection); if it had not finished yet, it was abandoned (two).
         assert!(connections.load(Ordering::SeqCst) <= 2);
+    }
+
+    /// A peer that answers one vote request per connection, then closes it.
+    struct OneAnswerPeer {
+        connections: Arc<AtomicUsize>,
+    }
+
+    impl Connector<BasicNode> for OneAnswerPeer {
+        type Stream = DuplexStream;
+
+        async fn connect(&self, _node: &BasicNode) -> io::Result<DuplexStream> {
+            self.connections.fetch_add(1, Ordering::SeqCst);
+            let (client, mut server) = tokio::io::duplex(1 << 16);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let Ok(Some(Request::Vote(v))) = codec::read_frame::<Request<TestConfig>, _>(
+                    &mut server,
+                    KIND_REQUEST,
+                    1 << 20,
+                    &mut buf,
+                )
+                .await
+                else {
+                    return;
+                };
+                let answer: Response<TestConfig> = Response::Vote(Ok(VoteResponse {
+                    vote: v.vote,
+                    vote_granted: true,
+                    last_log_id: None,
+                }));
+                if let Ok(frame) = codec::encode(KIND_RESPONSE, &answer) {
+                    let _ = codec::write_frame(&mut server, &frame).await;
+                }
+                // Dropping `server` closes the connection.
+            });
+            Ok(client)
+        }
+    }
+
+    /// openraft makes a new client per voter for every read barrier and election: the
+    /// connection of a dropped client serves the next one.
+    #[tokio::test]
+    async fn a_dropped_clients_connection_serves_the_next_client_of_that_peer() {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let mut factory = Network::new(
+            SlowPeer {
+                connections: connections.clone(),
+            },
+            NetConfig::default(),
+        );
+        let node = BasicNode::new("peer");
+        for term in 1..=3 {
+            let mut client: PeerClient<TestConfig, SlowPeer> = factory.new_client(2, &node).await;
+            let r = client.vote(vote(term), long()).await;
+            assert!(
+                matches!(r, Ok(ref a) if a.vote == Vote::new(term, 1)),
+                "{r:?}"
+            );
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+        // Another peer (or the same id at another address) does not get it.
+        let mut other: PeerClient<TestConfig, SlowPeer> =
+            factory.new_client(2, &BasicNode::new("elsewhere")).await;
+        let r = other.vote(vote(4), long()).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    /// A pooled connection the peer closed meanwhile costs a redial, not a failed request.
+    #[tokio::test]
+    async fn a_request_on_a_connection_the_peer_closed_is_sent_again_on_a_new_one() {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let mut factory = Network::new(
+            OneAnswerPeer {
+                connections: connections.clone(),
+            },
+            NetConfig::default(),
+        );
+        let node = BasicNode::new("peer");
+        for term in 1..=3 {
+            let mut client: PeerClient<TestConfig, OneAnswerPeer> =
+                factory.new_client(2, &node).await;
+            let r = client.vote(vote(term), long()).await;
+            assert!(
+                matches!(r, Ok(ref a) if a.vote == Vote::new(term, 1)),
+                "{r:?}"
+            );
+        }
+        // The first on a fresh connection, each later one on a pooled (closed) connection,
+        // then on a new one.
+        assert_eq!(connections.load(Ordering::SeqCst), 3);
+
+        // A client's own idle connection, closed by the peer, is redialed the same way.
+        let mut client: PeerClient<TestConfig, OneAnswerPeer> = factory.new_client(2, &node).await;
+        let r = client.vote(vote(9), long()).await;
+        assert!(r.is_ok(), "{r:?}");
+        let r = client.vote(vote(10), long()).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 5);
+    }
+
+    /// A peer that closes every connection before answering.
+    struct ClosingPeer {
+        connections: Arc<AtomicUsize>,
+    }
+
+    impl Connector<BasicNode> for ClosingPeer {
+        type Stream = DuplexStream;
+
+        async fn connect(&self, _node: &BasicNode) -> io::Result<DuplexStream> {
+            self.connections.fetch_add(1, Ordering::SeqCst);
+            let (client, _server) = tokio::io::duplex(1 << 16);
+            Ok(client)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_that_fails_is_not_redialed() {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let mut factory = Network::new(
+            ClosingPeer {
+                connections: connections.clone(),
+            },
+            NetConfig::default(),
+        );
+        let mut client: PeerClient<TestConfig, ClosingPeer> =
+            factory.new_client(2, &BasicNode::new("peer")).await;
+        let r = client.vote(vote(1), long()).await;
+        assert!(matches!(r, Err(RPCError::Network(_))), "{r:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 
     /// A fake peer on in-memory streams: answers every request with what `answer` returns,

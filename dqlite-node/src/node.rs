@@ -14,7 +14,7 @@ use dqlite_wire::{Header, ProtocolVersion, Request, RequestType};
 use openraft::ServerState;
 
 use crate::fsm::Member;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -40,7 +40,8 @@ pub struct NodeOptions {
     pub max_message: usize,
     /// Prepared statements per connection. Default 1024.
     pub max_statements: usize,
-    /// Client connections at once; more are closed on accept. Default 1024.
+    /// Client connections at once; the first request of one more is answered with a FAILURE
+    /// naming the limit, then the connection is closed. Default 1024.
     pub max_connections: usize,
     /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
     pub heartbeat_timeout_ms: u64,
@@ -581,6 +582,35 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     }
 }
 
+/// Answers the first request of a connection over `max_connections` with a FAILURE naming the
+/// limit, then closes it. The request's body is read first (when it is small), so that the
+/// close is a clean one and the client gets to read the answer rather than a reset.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    header: &Header,
+    max_connections: usize,
+) {
+    const MAX_DISCARD: usize = 64 << 10;
+    if header.body_len() <= MAX_DISCARD {
+        let mut body = vec![0u8; header.body_len()];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut body));
+        if !matches!(read.await, Ok(Ok(_))) {
+            return;
+        }
+    }
+    let answer = dqlite_wire::Response::failure(
+        1,
+        format!("too many connections (this node allows {max_connections})"),
+    );
+    if let Ok(bytes) = answer.to_bytes() {
+        let write = async {
+            stream.write_all(&bytes).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+    }
+}
+
 /// Reads the handshake and the first message header; CONNECT hands the stream to Raft,
 /// anything else to a gateway.
 async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
@@ -624,7 +654,8 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     }
     let Ok(_permit) = shared.connections.clone().try_acquire_owned() else {
-        tracing::warn!(%peer, "too many connections: closing");
+        tracing::warn!(%peer, "too many connections: refusing");
+        refuse(stream, &header, shared.options.max_connections).await;
         return;
     };
     let mut prefix = hs.to_vec();

@@ -382,17 +382,34 @@ async fn leader_local_reads_and_connection_limit() {
         vec![vec![Value::Integer(1)]]
     );
     let _b = open(&addr, "l.db").await.unwrap();
-    // A third client connection is over the limit: closed without an answer.
+    // A third client connection is over the limit: its first request gets a FAILURE naming
+    // the limit, then the connection is closed.
     let mut c = Client::connect(&addr).await.unwrap();
-    c.s.write_all(&Request::Leader.to_bytes().unwrap())
-        .await
-        .unwrap();
+    let r = c.call(Request::Leader).await.unwrap();
+    assert_eq!(
+        fail(&r),
+        (1, "too many connections (this node allows 2)"),
+        "{r:?}"
+    );
     let mut buf = [0u8; 8];
     let n = tokio::time::timeout(Duration::from_secs(5), c.s.read(&mut buf))
         .await
         .unwrap()
         .unwrap_or(0);
     assert_eq!(n, 0, "over-limit connection closed");
-    drop((a, _b));
+    // Once a connection goes, a new one is served.
+    drop(c);
+    drop(_b);
+    let mut d = None;
+    for _ in 0..50 {
+        let mut c = Client::connect(&addr).await.unwrap();
+        if matches!(c.call(Request::Leader).await, Ok(Response::Server { .. })) {
+            d = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(d.is_some(), "no connection served after one was closed");
+    drop((a, d));
     node.shutdown().await.unwrap();
 }

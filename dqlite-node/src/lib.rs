@@ -51,5 +51,5 @@ mod worker;
 
 pub use error::{NodeError, SqlFailure};
 pub use gateway::{LEADERSHIP_LOST, NOT_LEADER};
-pub use node::{Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};
+pub use node::{DEFAULT_READ_LEASE, Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};
 pub use tls::TlsConfig;

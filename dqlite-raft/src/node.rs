@@ -14,7 +14,7 @@ use crate::TypeConfig;
 use crate::error::StoreError;
 use crate::log_store::{CloseWaiter, LogConfig, LogStore};
 use crate::network::codec::CodecError;
-use crate::network::{Connector, NetConfig, Network, serve_stream};
+use crate::network::{Connector, NetConfig, Network, VoteHold, serve_stream};
 use crate::read_barrier::ReadBarriers;
 use crate::recovery::RecoveryReport;
 use crate::state_machine::{StateMachine, StateMachineStore};
@@ -34,6 +34,19 @@ pub struct NodeOptions {
     /// sending early is safe. Off: plain openraft replication, with a heartbeat nudge when
     /// followers lag (see [`RaftNode`]).
     pub eager_push: bool,
+    /// Read leases (default `None`: every read barrier asks a quorum). With `Some(lease)`, a
+    /// read barrier that confirmed leadership with a quorum lets later read barriers, for
+    /// `lease` from the moment its round started, answer without asking again. This is sound
+    /// because a follower that heard from its leader refuses votes for
+    /// `raft.election_timeout_max` after that (openraft's leader lease), and a member that
+    /// restarted, which forgot that, holds votes (sent and received) for as long after it
+    /// starts; a leader also answers no Vote request while its own lease runs
+    /// ([`NetConfig::vote_hold`]). A leader handing over therefore waits for its lease to end. It assumes clocks that advance at about the
+    /// same rate and no pause of the leader longer than `election_timeout_max - lease` between
+    /// a barrier and the read it guards. `lease` must be shorter than
+    /// `raft.election_timeout_min`, every member must use the same options, and raft traffic
+    /// must reach members through [`RaftNode::serve`].
+    pub read_lease: Option<std::time::Duration>,
 }
 
 impl Default for NodeOptions {
@@ -43,6 +56,7 @@ impl Default for NodeOptions {
             log: LogConfig::default(),
             net: NetConfig::default(),
             eager_push: true,
+            read_lease: None,
         }
     }
 }
@@ -179,7 +193,19 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
             .clone()
             .validate()
             .map_err(|e| NodeError::Config(e.to_string()))?;
-        let network = Network::new(connector, options.net.clone());
+        let mut net = options.net.clone();
+        if let Some(lease) = options.read_lease {
+            if lease.as_millis() >= u128::from(config.election_timeout_min) {
+                return Err(NodeError::Config(format!(
+                    "read_lease {lease:?} must be shorter than election_timeout_min ({} ms)",
+                    config.election_timeout_min
+                )));
+            }
+            // The longest any follower of a previous life may still have granted a lease for.
+            let hold = std::time::Duration::from_millis(config.election_timeout_max + 100);
+            net.vote_hold = VoteHold::until(std::time::Instant::now() + hold);
+        }
+        let network = Network::new(connector, net.clone());
         let push = options.eager_push.then(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             log.set_push_tap(id.clone(), tx);
@@ -206,11 +232,11 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         });
         Ok(Self {
             id,
-            reads: ReadBarriers::new(raft.clone()),
+            reads: ReadBarriers::new(raft.clone(), options.read_lease, net.vote_hold.clone()),
             raft,
             state,
             log_closed,
-            net: options.net,
+            net,
             recovery,
             nudger,
             pusher,
@@ -344,6 +370,13 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         stream: T,
     ) -> Result<(), CodecError> {
         serve_stream(self.raft.clone(), stream, self.net.clone()).await
+    }
+
+    /// The network settings this node serves with ([`RaftNode::serve`]), including its vote
+    /// hold when read leases are on: pass them to [`serve_listener`](crate::network::serve_listener)
+    /// when accepting raft connections on a port of their own.
+    pub fn net_config(&self) -> &NetConfig {
+        &self.net
     }
 
     /// The underlying openraft handle (escape hatch; prefer the methods above).

@@ -9,10 +9,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dqlite_raft::network::{NetConfig, TcpConnector, serve_listener};
+use dqlite_raft::network::{NetConfig, Network, TcpConnector, serve_listener};
 use dqlite_raft::node::{NodeOptions, RaftNode};
 use dqlite_raft::testing::{Digest, DigestStateMachine, TestConfig};
-use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::VoteRequest;
+use openraft::{BasicNode, ServerState, SnapshotPolicy, Vote};
 use tokio::runtime::Runtime;
 
 type Node = RaftNode<TestConfig, DigestStateMachine>;
@@ -40,6 +42,10 @@ fn options() -> NodeOptions {
 
 impl Member {
     fn start(id: u64, dir: PathBuf, addr: Option<SocketAddr>) -> Self {
+        Self::start_with(id, dir, addr, options())
+    }
+
+    fn start_with(id: u64, dir: PathBuf, addr: Option<SocketAddr>, opts: NodeOptions) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -54,16 +60,17 @@ impl Member {
             let node = Node::start(
                 id,
                 &dir,
-                options(),
+                opts,
                 DigestStateMachine::default(),
                 TcpConnector::default(),
             )
             .await
             .unwrap();
+            // With the node's own settings, so that its vote hold (read leases) applies.
             tokio::spawn(serve_listener(
                 node.raft().clone(),
                 listener,
-                NetConfig::default(),
+                node.net_config().clone(),
             ));
             (node, addr)
         });
@@ -279,5 +286,101 @@ fn shared_read_barriers_cover_each_readers_own_earlier_write() {
     assert!(
         matches!(r, Err(dqlite_raft::node::NodeError::NotLeader { .. })),
         "{r:?}"
+    );
+}
+
+/// With read leases, a barrier that reached a quorum lets later ones answer without a round
+/// until the lease ends; then a leader that lost its quorum has no answer any more.
+#[test]
+fn read_leases_answer_without_a_quorum_only_until_they_end() {
+    let lease = Duration::from_millis(300);
+    let opts = || {
+        let mut o = options();
+        o.read_lease = Some(lease);
+        o
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ms: Vec<Member> = (1..=3)
+        .map(|id| Member::start_with(id, tmp.path().join(format!("n{id}")), None, opts()))
+        .collect();
+    let members: BTreeMap<u64, BasicNode> = ms
+        .iter()
+        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
+        .collect();
+    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
+    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let li = (leader - 1) as usize;
+    ms[li]
+        .block_on(ms[li].node().propose(b"x".to_vec()))
+        .unwrap();
+
+    // A barrier with every member up takes a lease; then both followers stop. Until the
+    // lease ends, barriers answer without a quorum; after it, none does.
+    let t0 = std::time::Instant::now();
+    ms[li].block_on(ms[li].node().read_barrier()).unwrap();
+    for m in ms.iter_mut().filter(|m| m.id != leader) {
+        m.kill();
+    }
+    let followers_gone = t0.elapsed();
+    let l = &ms[li];
+    let mut answered_alone = 0;
+    let mut failed_at = None;
+    for _ in 0..400 {
+        let asked = t0.elapsed();
+        match l.block_on(l.node().read_barrier()) {
+            Ok(_) => {
+                assert!(
+                    asked < lease + Duration::from_millis(50),
+                    "a barrier asked {asked:?} after the lease was taken answered without a quorum"
+                );
+                answered_alone += 1;
+            }
+            Err(e) => {
+                failed_at = Some((asked, e.to_string()));
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (asked, why) = failed_at.expect("barriers kept succeeding without a quorum");
+    assert!(asked >= followers_gone, "{asked:?} {followers_gone:?}");
+    assert!(why.contains("quorum") || why.contains("leader"), "{why}");
+    if followers_gone + Duration::from_millis(100) < lease {
+        assert!(
+            answered_alone > 0,
+            "no barrier was answered from the lease (followers gone after {followers_gone:?})"
+        );
+    }
+}
+
+/// A member that starts with read leases on answers no Vote request for the longest election
+/// timeout (+100 ms): it may have been a follower that granted a lease before it restarted,
+/// and has forgotten it.
+#[test]
+fn a_member_with_read_leases_answers_votes_only_after_its_hold() {
+    let mut opts = options();
+    opts.read_lease = Some(Duration::from_millis(300));
+    let hold = Duration::from_millis(opts.raft.election_timeout_max + 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = std::time::Instant::now();
+    let m = Member::start_with(1, tmp.path().join("n1"), None, opts);
+    let addr = m.addr.to_string();
+    let answered = m.block_on(async move {
+        let mut factory = Network::new(TcpConnector::default(), NetConfig::default());
+        let mut peer: dqlite_raft::network::PeerClient<TestConfig, TcpConnector> =
+            factory.new_client(1, &BasicNode::new(addr)).await;
+        let req = VoteRequest {
+            vote: Vote::new(5, 2),
+            last_log_id: None,
+        };
+        let r = peer
+            .vote(req, RPCOption::new(Duration::from_secs(10)))
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+        t0.elapsed()
+    });
+    assert!(
+        answered >= hold,
+        "a vote was answered {answered:?} after the start (hold {hold:?})"
     );
 }

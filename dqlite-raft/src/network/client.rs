@@ -112,6 +112,7 @@ use tokio::time::Instant;
 
 use super::codec::{self, CodecError, KIND_REQUEST, KIND_RESPONSE, Request, Response};
 use super::connector::Connector;
+use super::vote_hold::VoteHold;
 use crate::TypeConfig;
 
 /// Settings of the network client and server.
@@ -123,6 +124,10 @@ pub struct NetConfig {
     /// limit is at least the call's own timeout). Past it, the connection is closed. Default
     /// 10 s: enough to ship, decode and fsync a large entry on a slow link.
     pub detached_timeout: Duration,
+    /// While it holds, no Vote request is sent (the call fails at once) and none that arrives
+    /// is answered (the server holds it until the hold ends). Set by
+    /// [`RaftNode`](crate::node::RaftNode) when read leases are on; see [`VoteHold`].
+    pub vote_hold: VoteHold,
 }
 
 impl Default for NetConfig {
@@ -130,6 +135,7 @@ impl Default for NetConfig {
         Self {
             max_frame: 256 << 20,
             detached_timeout: Duration::from_secs(10),
+            vote_hold: VoteHold::default(),
         }
     }
 }
@@ -794,6 +800,11 @@ impl<C: TypeConfig, K: Connector<C::Node>> RaftNetwork<C> for PeerClient<C, K> {
     ) -> Result<VoteResponse<C::NodeId>, RPCError<C::NodeId, C::Node, RaftError<C::NodeId>>> {
         let me = rpc.vote.leader_id().voted_for().unwrap_or_default();
         let ttl = option.hard_ttl();
+        if self.config.vote_hold.held_until().is_some() {
+            return Err(RPCError::Network(NetworkError::new(&io::Error::other(
+                "votes are held after start while a previous leader's lease may run",
+            ))));
+        }
         match self.call(Request::Vote(rpc), ttl).await {
             Ok(Response::Vote(Ok(r))) => Ok(r),
             Ok(Response::Vote(Err(e))) => Err(self.remote(e)),
@@ -909,6 +920,30 @@ mod tests {
         // The detached exchange read the stale answer, so its connection may be reused (one
         // connection); if it had not finished yet, it was abandoned (two).
         assert!(connections.load(Ordering::SeqCst) <= 2);
+    }
+
+    /// While votes are held (read leases, just after a start), none is sent.
+    #[tokio::test]
+    async fn votes_are_not_sent_while_held() {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let hold = std::time::Instant::now() + Duration::from_millis(200);
+        let mut factory = Network::new(
+            SlowPeer {
+                connections: connections.clone(),
+            },
+            NetConfig {
+                vote_hold: VoteHold::until(hold),
+                ..NetConfig::default()
+            },
+        );
+        let mut client: PeerClient<TestConfig, SlowPeer> =
+            factory.new_client(2, &BasicNode::new("peer")).await;
+        let r = client.vote(vote(1), long()).await;
+        assert!(matches!(r, Err(RPCError::Network(_))), "{r:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 0);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(hold)).await;
+        let r = client.vote(vote(2), long()).await;
+        assert!(r.is_ok(), "{r:?}");
     }
 
     /// A peer that answers one vote request per connection, then closes it.

@@ -25,7 +25,9 @@ pub mod codec;
 pub mod connector;
 pub(crate) mod push;
 pub mod server;
+pub mod vote_hold;
 
 pub use client::{NetConfig, Network, PeerClient};
 pub use connector::{Connector, NodeAddr, TcpConnector, TlsConnector, WithPreamble};
 pub use server::{serve_listener, serve_stream};
+pub use vote_hold::VoteHold;

@@ -37,7 +37,13 @@ where
         };
         let resp: Response<C> = match req {
             Request::AppendEntries(r) => Response::AppendEntries(raft.append_entries(r).await),
-            Request::Vote(r) => Response::Vote(raft.vote(r).await),
+            Request::Vote(r) => {
+                // A leader's lease may be extended while the request waits: wait it out.
+                while let Some(until) = config.vote_hold.held_until() {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+                }
+                Response::Vote(raft.vote(r).await)
+            }
             Request::InstallSnapshot(r) => {
                 Response::InstallSnapshot(raft.install_snapshot(r).await)
             }

@@ -384,3 +384,51 @@ fn a_member_with_read_leases_answers_votes_only_after_its_hold() {
         "a vote was answered {answered:?} after the start (hold {hold:?})"
     );
 }
+
+/// A leader answers no Vote request while its read lease runs: it must not help elect a
+/// successor while it still serves reads from the lease.
+#[test]
+fn a_leader_answers_votes_only_after_its_read_lease() {
+    let lease = Duration::from_millis(400);
+    let opts = || {
+        let mut o = options();
+        o.read_lease = Some(lease);
+        o
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ms: Vec<Member> = (1..=3)
+        .map(|id| Member::start_with(id, tmp.path().join(format!("n{id}")), None, opts()))
+        .collect();
+    let members: BTreeMap<u64, BasicNode> = ms
+        .iter()
+        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
+        .collect();
+    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
+    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let l = &ms[(leader - 1) as usize];
+    // Past the start-up hold of every member.
+    std::thread::sleep(Duration::from_millis(1400));
+    let term = l.node().metrics().borrow().current_term;
+    let addr = l.addr.to_string();
+    let answered = l.block_on(async {
+        let t0 = std::time::Instant::now();
+        l.node().read_barrier().await.unwrap();
+        let mut factory = Network::new(TcpConnector::default(), NetConfig::default());
+        let mut peer: dqlite_raft::network::PeerClient<TestConfig, TcpConnector> =
+            factory.new_client(leader, &BasicNode::new(addr)).await;
+        let candidate = if leader == 1 { 2 } else { 1 };
+        let req = VoteRequest {
+            vote: Vote::new(term + 1, candidate),
+            last_log_id: None,
+        };
+        let r = peer
+            .vote(req, RPCOption::new(Duration::from_secs(10)))
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+        t0.elapsed()
+    });
+    assert!(
+        answered >= lease,
+        "the leader answered a vote {answered:?} after taking a {lease:?} lease"
+    );
+}

@@ -48,14 +48,14 @@ pub struct NodeOptions {
     /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
     /// it stops anyway. Default 5 s.
     pub handover_timeout: Duration,
-    /// Raft settings (timeouts, snapshot policy, log store). By default with a 200 ms read
-    /// lease (`raft.read_lease`): a read-index round lets the reads of the next 200 ms skip
-    /// the round (see `dqlite_raft::node::NodeOptions::read_lease` for why that stays
-    /// linearizable); `None` makes every read ask a quorum.
+    /// Raft settings (timeouts, snapshot policy, log store). `raft.read_lease` (default
+    /// `None`: every read asks a quorum) set to e.g. [`DEFAULT_READ_LEASE`] lets a read-index
+    /// round cover the reads of the next 200 ms (see `dqlite_raft::node::NodeOptions::read_lease`
+    /// for why that stays linearizable, and under which assumptions).
     pub raft: RaftOptions,
 }
 
-/// The read lease of [`NodeOptions::default`]: well under the 800 ms a follower refuses other
+/// The read lease `dqlite-node --read-lease` uses: well under the 800 ms a follower refuses other
 /// candidates after hearing from its leader (openraft's leader lease, the longest election
 /// timeout), leaving 600 ms for clock-rate differences and a paused leader.
 pub const DEFAULT_READ_LEASE: Duration = Duration::from_millis(200);
@@ -70,10 +70,7 @@ impl Default for NodeOptions {
             max_connections: 1024,
             heartbeat_timeout_ms: 15000,
             handover_timeout: Duration::from_secs(5),
-            raft: RaftOptions {
-                read_lease: Some(DEFAULT_READ_LEASE),
-                ..RaftOptions::default()
-            },
+            raft: RaftOptions::default(),
         }
     }
 }

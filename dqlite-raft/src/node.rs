@@ -38,14 +38,15 @@ pub struct NodeOptions {
     /// read barrier that confirmed leadership with a quorum lets later read barriers, for
     /// `lease` from the moment its round started, answer without asking again. This is sound
     /// because a follower that heard from its leader refuses votes for
-    /// `raft.election_timeout_max` after that (openraft's leader lease), and a member that
-    /// restarted, which forgot that, holds votes (sent and received) for as long after it
-    /// starts; a leader also answers no Vote request while its own lease runs
-    /// ([`NetConfig::vote_hold`]). A leader handing over therefore waits for its lease to end. It assumes clocks that advance at about the
-    /// same rate and no pause of the leader longer than `election_timeout_max - lease` between
-    /// a barrier and the read it guards. `lease` must be shorter than
+    /// `raft.election_timeout_max` after that (openraft's leader lease); a member that
+    /// restarted, having forgotten that, holds votes (sent and received) for as long after it
+    /// starts if its saved vote shows it followed a leader; and a leader answers no Vote
+    /// request while its own lease runs ([`NetConfig::vote_hold`]; a leader handing over
+    /// therefore waits for its lease to end). It assumes clocks that advance at about the same
+    /// rate and no pause of the leader longer than `election_timeout_max - lease` between a
+    /// barrier and the read it guards. `lease` must be shorter than
     /// `raft.election_timeout_min`, every member must use the same options, and raft traffic
-    /// must reach members through [`RaftNode::serve`].
+    /// must reach members through [`RaftNode::serve`] (or with [`RaftNode::net_config`]).
     pub read_lease: Option<std::time::Duration>,
 }
 
@@ -185,7 +186,13 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         state_machine: S,
         connector: K,
     ) -> Result<Self, NodeErr<C>> {
-        let (log, recovery) = LogStore::<C>::open(&dir.join("log"), options.log.clone())?;
+        let (mut log, recovery) = LogStore::<C>::open(&dir.join("log"), options.log.clone())?;
+        // A member whose saved vote is a leader's (committed) one may have granted that leader
+        // a lease before it stopped; one that never followed a leader has granted none.
+        let followed_a_leader = openraft::storage::RaftLogStorage::read_vote(&mut log)
+            .await
+            .map_err(|e| NodeError::Fatal(e.to_string()))?
+            .is_some_and(|v| v.is_committed());
         let log_closed = log.close_waiter();
         let state = StateMachineStore::open(&dir.join("snapshots"), state_machine).await?;
         let config = options
@@ -201,9 +208,11 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
                     config.election_timeout_min
                 )));
             }
-            // The longest any follower of a previous life may still have granted a lease for.
-            let hold = std::time::Duration::from_millis(config.election_timeout_max + 100);
-            net.vote_hold = VoteHold::until(std::time::Instant::now() + hold);
+            // The longest this member, in its previous life, may have granted a lease for.
+            if followed_a_leader {
+                let hold = std::time::Duration::from_millis(config.election_timeout_max + 100);
+                net.vote_hold = VoteHold::until(std::time::Instant::now() + hold);
+            }
         }
         let network = Network::new(connector, net.clone());
         let push = options.eager_push.then(|| {

@@ -353,35 +353,64 @@ fn read_leases_answer_without_a_quorum_only_until_they_end() {
     }
 }
 
-/// A member that starts with read leases on answers no Vote request for the longest election
-/// timeout (+100 ms): it may have been a follower that granted a lease before it restarted,
-/// and has forgotten it.
+/// With read leases on, a member that followed a leader before it restarted answers no Vote
+/// request for the longest election timeout (+100 ms) after it starts: it may have granted
+/// that leader a lease and has forgotten it. A member that never followed a leader has
+/// granted no lease and answers at once.
 #[test]
-fn a_member_with_read_leases_answers_votes_only_after_its_hold() {
-    let mut opts = options();
-    opts.read_lease = Some(Duration::from_millis(300));
-    let hold = Duration::from_millis(opts.raft.election_timeout_max + 100);
-    let tmp = tempfile::tempdir().unwrap();
-    let t0 = std::time::Instant::now();
-    let m = Member::start_with(1, tmp.path().join("n1"), None, opts);
-    let addr = m.addr.to_string();
-    let answered = m.block_on(async move {
-        let mut factory = Network::new(TcpConnector::default(), NetConfig::default());
-        let mut peer: dqlite_raft::network::PeerClient<TestConfig, TcpConnector> =
-            factory.new_client(1, &BasicNode::new(addr)).await;
-        let req = VoteRequest {
-            vote: Vote::new(5, 2),
-            last_log_id: None,
-        };
-        let r = peer
-            .vote(req, RPCOption::new(Duration::from_secs(10)))
-            .await;
-        assert!(r.is_ok(), "{r:?}");
+fn a_restarted_follower_answers_votes_only_after_its_hold() {
+    let opts = || {
+        let mut o = options();
+        o.read_lease = Some(Duration::from_millis(300));
+        o
+    };
+    let hold = Duration::from_millis(opts().raft.election_timeout_max + 100);
+    let ask_vote = |m: &Member, term: u64| {
+        let addr = m.addr.to_string();
+        let t0 = std::time::Instant::now();
+        m.block_on(async move {
+            let mut factory = Network::new(TcpConnector::default(), NetConfig::default());
+            let mut peer: dqlite_raft::network::PeerClient<TestConfig, TcpConnector> =
+                factory.new_client(9, &BasicNode::new(addr)).await;
+            let req = VoteRequest {
+                vote: Vote::new(term, 9),
+                last_log_id: None,
+            };
+            let r = peer
+                .vote(req, RPCOption::new(Duration::from_secs(10)))
+                .await;
+            assert!(r.is_ok(), "{r:?}");
+        });
         t0.elapsed()
-    });
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ms: Vec<Member> = (1..=3)
+        .map(|id| Member::start_with(id, tmp.path().join(format!("n{id}")), None, opts()))
+        .collect();
+    // Never followed anyone yet: no hold.
+    let fresh = ask_vote(&ms[2], 1);
+    assert!(fresh < hold, "a fresh member held a vote for {fresh:?}");
+
+    let members: BTreeMap<u64, BasicNode> = ms
+        .iter()
+        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
+        .collect();
+    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
+    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let li = (leader - 1) as usize;
+    let last = propose_many(&ms[li], 0, 64);
+    wait_applied(&ms.iter().collect::<Vec<_>>(), last);
+    let fi = ms.iter().position(|m| m.id != leader).unwrap();
+    let (dir, addr, id) = (ms[fi].dir.clone(), ms[fi].addr, ms[fi].id);
+    ms[fi].kill();
+    let restarted = std::time::Instant::now();
+    ms[fi] = Member::start_with(id, dir, Some(addr), opts());
+    let term = ms[fi].node().metrics().borrow().current_term;
+    let _ = ask_vote(&ms[fi], term + 10);
+    let answered = restarted.elapsed();
     assert!(
         answered >= hold,
-        "a vote was answered {answered:?} after the start (hold {hold:?})"
+        "a restarted follower answered a vote {answered:?} after it started (hold {hold:?})"
     );
 }
 
@@ -406,8 +435,7 @@ fn a_leader_answers_votes_only_after_its_read_lease() {
     ms[0].block_on(ms[0].node().initialize(members)).unwrap();
     let leader = leader_among(&ms.iter().collect::<Vec<_>>());
     let l = &ms[(leader - 1) as usize];
-    // Past the start-up hold of every member.
-    std::thread::sleep(Duration::from_millis(1400));
+    // (No start-up hold here: none of the members followed a leader before it started.)
     let term = l.node().metrics().borrow().current_term;
     let addr = l.addr.to_string();
     let answered = l.block_on(async {

@@ -30,11 +30,11 @@ struct Args {
     /// Serve reads on the leader without a read-index round (C dqlite's behaviour).
     #[arg(long)]
     leader_local_reads: bool,
-    /// Ask a quorum before every read, instead of letting one read-index round cover the
-    /// reads of the next 200 ms (the read lease, which relies on clocks advancing at about
-    /// the same rate on every node).
+    /// Let one read-index round cover the reads of the next 200 ms (a read lease) instead of
+    /// asking a quorum before every read; relies on clocks advancing at about the same rate
+    /// on every node. Give it to every node of the cluster.
     #[arg(long)]
-    no_read_lease: bool,
+    read_lease: bool,
     /// Failure domain reported by DESCRIBE.
     #[arg(long, default_value_t = 0)]
     failure_domain: u64,
@@ -88,8 +88,8 @@ async fn run(args: Args) -> ExitCode {
         leader_local_reads: args.leader_local_reads,
         ..NodeOptions::default()
     };
-    if args.no_read_lease {
-        options.raft.read_lease = None;
+    if args.read_lease {
+        options.raft.read_lease = Some(dqlite_node::DEFAULT_READ_LEASE);
     }
     let mut builder = Node::builder(args.id, args.address.clone(), args.dir.clone())
         .join(args.join.clone())

@@ -80,8 +80,10 @@ impl<C: TypeConfig> ReadBarriers<C> {
         if Instant::now() >= until {
             return None;
         }
-        let m = self.raft.metrics().borrow().clone();
-        (m.state == ServerState::Leader && m.current_term == term).then_some(m.last_applied)
+        // Borrowed, not cloned: this runs on every read.
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        (m.state == ServerState::Leader && m.current_term == term).then(|| m.last_applied.clone())
     }
 
     /// Answers from a running lease, or else waits for a round that started after this call

@@ -162,20 +162,55 @@ fn wait_applied(members: &[&Member], index: u64) {
     panic!("members did not apply up to {index} within 20 s: {got:?}");
 }
 
-#[test]
-fn three_members_replicate_survive_leader_restart_and_catch_up_by_snapshot() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut ms: Vec<Member> = (1..=3)
-        .map(|id| Member::start(id, tmp.path().join(format!("n{id}")), None))
-        .collect();
+/// `options()` with a read lease of `lease`.
+fn with_lease(lease: Duration) -> NodeOptions {
+    let mut o = options();
+    o.read_lease = Some(lease);
+    o
+}
+
+/// Members 1-3 in `dir`, each started with `opts()`; not yet a cluster.
+fn start_three(dir: &std::path::Path, opts: impl Fn() -> NodeOptions) -> Vec<Member> {
+    (1..=3)
+        .map(|id| Member::start_with(id, dir.join(format!("n{id}")), None, opts()))
+        .collect()
+}
+
+/// Makes `ms` one cluster (initialized on the first) and returns the id of its leader.
+fn initialize(ms: &[Member]) -> u64 {
     let members: BTreeMap<u64, BasicNode> = ms
         .iter()
         .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
         .collect();
     ms[0].block_on(ms[0].node().initialize(members)).unwrap();
+    leader_among(&ms.iter().collect::<Vec<_>>())
+}
+
+/// Sends `vote` to `m` from a network client of its own; returns once `m` answered.
+fn send_vote(m: &Member, vote: Vote<u64>) {
+    let addr = m.addr.to_string();
+    m.block_on(async move {
+        let mut factory = Network::new(TcpConnector::default(), NetConfig::default());
+        let mut peer: dqlite_raft::network::PeerClient<TestConfig, TcpConnector> =
+            factory.new_client(m.id, &BasicNode::new(addr)).await;
+        let req = VoteRequest {
+            vote,
+            last_log_id: None,
+        };
+        let r = peer
+            .vote(req, RPCOption::new(Duration::from_secs(10)))
+            .await;
+        assert!(r.is_ok(), "{r:?}");
+    });
+}
+
+#[test]
+fn three_members_replicate_survive_leader_restart_and_catch_up_by_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ms = start_three(tmp.path(), options);
 
     // Election and 10,000 entries.
-    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let leader = initialize(&ms);
     let li = (leader - 1) as usize;
     let last = propose_many(&ms[li], 0, 10_000);
     wait_applied(&ms.iter().collect::<Vec<_>>(), last);
@@ -250,15 +285,8 @@ fn three_members_replicate_survive_leader_restart_and_catch_up_by_snapshot() {
 #[test]
 fn shared_read_barriers_cover_each_readers_own_earlier_write() {
     let tmp = tempfile::tempdir().unwrap();
-    let ms: Vec<Member> = (1..=3)
-        .map(|id| Member::start(id, tmp.path().join(format!("n{id}")), None))
-        .collect();
-    let members: BTreeMap<u64, BasicNode> = ms
-        .iter()
-        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
-        .collect();
-    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
-    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let ms = start_three(tmp.path(), options);
+    let leader = initialize(&ms);
     let lm = &ms[(leader - 1) as usize];
     let node = lm.node();
 
@@ -294,21 +322,9 @@ fn shared_read_barriers_cover_each_readers_own_earlier_write() {
 #[test]
 fn read_leases_answer_without_a_quorum_only_until_they_end() {
     let lease = Duration::from_millis(300);
-    let opts = || {
-        let mut o = options();
-        o.read_lease = Some(lease);
-        o
-    };
     let tmp = tempfile::tempdir().unwrap();
-    let mut ms: Vec<Member> = (1..=3)
-        .map(|id| Member::start_with(id, tmp.path().join(format!("n{id}")), None, opts()))
-        .collect();
-    let members: BTreeMap<u64, BasicNode> = ms
-        .iter()
-        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
-        .collect();
-    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
-    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let mut ms = start_three(tmp.path(), || with_lease(lease));
+    let leader = initialize(&ms);
     let li = (leader - 1) as usize;
     ms[li]
         .block_on(ms[li].node().propose(b"x".to_vec()))
@@ -359,44 +375,17 @@ fn read_leases_answer_without_a_quorum_only_until_they_end() {
 /// granted no lease and answers at once.
 #[test]
 fn a_restarted_follower_answers_votes_only_after_its_hold() {
-    let opts = || {
-        let mut o = options();
-        o.read_lease = Some(Duration::from_millis(300));
-        o
-    };
+    let opts = || with_lease(Duration::from_millis(300));
     let hold = Duration::from_millis(opts().raft.election_timeout_max + 100);
-    let ask_vote = |m: &Member, term: u64| {
-        let addr = m.addr.to_string();
-        let t0 = std::time::Instant::now();
-        m.block_on(async move {
-            let mut factory = Network::new(TcpConnector::default(), NetConfig::default());
-            let mut peer: dqlite_raft::network::PeerClient<TestConfig, TcpConnector> =
-                factory.new_client(9, &BasicNode::new(addr)).await;
-            let req = VoteRequest {
-                vote: Vote::new(term, 9),
-                last_log_id: None,
-            };
-            let r = peer
-                .vote(req, RPCOption::new(Duration::from_secs(10)))
-                .await;
-            assert!(r.is_ok(), "{r:?}");
-        });
-        t0.elapsed()
-    };
     let tmp = tempfile::tempdir().unwrap();
-    let mut ms: Vec<Member> = (1..=3)
-        .map(|id| Member::start_with(id, tmp.path().join(format!("n{id}")), None, opts()))
-        .collect();
+    let mut ms = start_three(tmp.path(), opts);
     // Never followed anyone yet: no hold.
-    let fresh = ask_vote(&ms[2], 1);
+    let t0 = std::time::Instant::now();
+    send_vote(&ms[2], Vote::new(1, 9));
+    let fresh = t0.elapsed();
     assert!(fresh < hold, "a fresh member held a vote for {fresh:?}");
 
-    let members: BTreeMap<u64, BasicNode> = ms
-        .iter()
-        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
-        .collect();
-    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
-    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let leader = initialize(&ms);
     let li = (leader - 1) as usize;
     let last = propose_many(&ms[li], 0, 64);
     wait_applied(&ms.iter().collect::<Vec<_>>(), last);
@@ -406,7 +395,7 @@ fn a_restarted_follower_answers_votes_only_after_its_hold() {
     let restarted = std::time::Instant::now();
     ms[fi] = Member::start_with(id, dir, Some(addr), opts());
     let term = ms[fi].node().metrics().borrow().current_term;
-    let _ = ask_vote(&ms[fi], term + 10);
+    send_vote(&ms[fi], Vote::new(term + 10, 9));
     let answered = restarted.elapsed();
     assert!(
         answered >= hold,
@@ -419,42 +408,17 @@ fn a_restarted_follower_answers_votes_only_after_its_hold() {
 #[test]
 fn a_leader_answers_votes_only_after_its_read_lease() {
     let lease = Duration::from_millis(400);
-    let opts = || {
-        let mut o = options();
-        o.read_lease = Some(lease);
-        o
-    };
     let tmp = tempfile::tempdir().unwrap();
-    let ms: Vec<Member> = (1..=3)
-        .map(|id| Member::start_with(id, tmp.path().join(format!("n{id}")), None, opts()))
-        .collect();
-    let members: BTreeMap<u64, BasicNode> = ms
-        .iter()
-        .map(|m| (m.id, BasicNode::new(m.addr.to_string())))
-        .collect();
-    ms[0].block_on(ms[0].node().initialize(members)).unwrap();
-    let leader = leader_among(&ms.iter().collect::<Vec<_>>());
+    let ms = start_three(tmp.path(), || with_lease(lease));
+    let leader = initialize(&ms);
     let l = &ms[(leader - 1) as usize];
     // (No start-up hold here: none of the members followed a leader before it started.)
     let term = l.node().metrics().borrow().current_term;
-    let addr = l.addr.to_string();
-    let answered = l.block_on(async {
-        let t0 = std::time::Instant::now();
-        l.node().read_barrier().await.unwrap();
-        let mut factory = Network::new(TcpConnector::default(), NetConfig::default());
-        let mut peer: dqlite_raft::network::PeerClient<TestConfig, TcpConnector> =
-            factory.new_client(leader, &BasicNode::new(addr)).await;
-        let candidate = if leader == 1 { 2 } else { 1 };
-        let req = VoteRequest {
-            vote: Vote::new(term + 1, candidate),
-            last_log_id: None,
-        };
-        let r = peer
-            .vote(req, RPCOption::new(Duration::from_secs(10)))
-            .await;
-        assert!(r.is_ok(), "{r:?}");
-        t0.elapsed()
-    });
+    let t0 = std::time::Instant::now();
+    l.block_on(l.node().read_barrier()).unwrap();
+    let candidate = if leader == 1 { 2 } else { 1 };
+    send_vote(l, Vote::new(term + 1, candidate));
+    let answered = t0.elapsed();
     assert!(
         answered >= lease,
         "the leader answered a vote {answered:?} after taking a {lease:?} lease"

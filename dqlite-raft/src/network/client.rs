@@ -828,17 +828,22 @@ mod tests {
     use tokio::io::DuplexStream;
 
     /// A connector whose every connection goes to a fake peer that answers each vote request
-    /// with the request's term, the first answer on each connection only after a delay.
-    struct SlowPeer {
+    /// with the request's term, the first answer on each connection only after
+    /// `first_answer_delay`; with `close_after_first`, it closes each connection after its
+    /// first answer.
+    struct VotePeer {
         connections: Arc<AtomicUsize>,
+        first_answer_delay: Duration,
+        close_after_first: bool,
     }
 
-    impl Connector<BasicNode> for SlowPeer {
+    impl Connector<BasicNode> for VotePeer {
         type Stream = DuplexStream;
 
         async fn connect(&self, _node: &BasicNode) -> io::Result<DuplexStream> {
             self.connections.fetch_add(1, Ordering::SeqCst);
             let (client, mut server) = tokio::io::duplex(1 << 16);
+            let (delay, close_after_first) = (self.first_answer_delay, self.close_after_first);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut first = true;
@@ -852,8 +857,7 @@ mod tests {
                 {
                     let Request::Vote(v) = req else { return };
                     if first {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        first = false;
+                        tokio::time::sleep(delay).await;
                     }
                     let answer: Response<TestConfig> = Response::Vote(Ok(VoteResponse {
                         vote: v.vote,
@@ -866,10 +870,30 @@ mod tests {
                     if codec::write_frame(&mut server, &frame).await.is_err() {
                         return;
                     }
+                    if first && close_after_first {
+                        // Dropping `server` closes the connection.
+                        return;
+                    }
+                    first = false;
                 }
             });
             Ok(client)
         }
+    }
+
+    /// A factory dialing a [`VotePeer`], and its count of connections made.
+    fn vote_peer(
+        first_answer_delay: Duration,
+        close_after_first: bool,
+        config: NetConfig,
+    ) -> (Network<VotePeer>, Arc<AtomicUsize>) {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let peer = VotePeer {
+            connections: connections.clone(),
+            first_answer_delay,
+            close_after_first,
+        };
+        (Network::new(peer, config), connections)
     }
 
     fn vote(term: u64) -> VoteRequest<u64> {
@@ -883,14 +907,9 @@ mod tests {
     /// never be handed to the next one.
     #[tokio::test]
     async fn a_cancelled_call_never_leaks_its_answer_into_the_next() {
-        let connections = Arc::new(AtomicUsize::new(0));
-        let mut factory = Network::new(
-            SlowPeer {
-                connections: connections.clone(),
-            },
-            NetConfig::default(),
-        );
-        let mut client: PeerClient<TestConfig, SlowPeer> =
+        let (mut factory, connections) =
+            vote_peer(Duration::from_millis(200), false, NetConfig::default());
+        let mut client: PeerClient<TestConfig, VotePeer> =
             factory.new_client(2, &BasicNode::new("peer")).await;
         let option = RPCOption::new(Duration::from_secs(5));
 
@@ -925,18 +944,13 @@ mod tests {
     /// While votes are held (read leases, just after a start), none is sent.
     #[tokio::test]
     async fn votes_are_not_sent_while_held() {
-        let connections = Arc::new(AtomicUsize::new(0));
         let hold = std::time::Instant::now() + Duration::from_millis(200);
-        let mut factory = Network::new(
-            SlowPeer {
-                connections: connections.clone(),
-            },
-            NetConfig {
-                vote_hold: VoteHold::until(hold),
-                ..NetConfig::default()
-            },
-        );
-        let mut client: PeerClient<TestConfig, SlowPeer> =
+        let config = NetConfig {
+            vote_hold: VoteHold::until(hold),
+            ..NetConfig::default()
+        };
+        let (mut factory, connections) = vote_peer(Duration::from_millis(200), false, config);
+        let mut client: PeerClient<TestConfig, VotePeer> =
             factory.new_client(2, &BasicNode::new("peer")).await;
         let r = client.vote(vote(1), long()).await;
         assert!(matches!(r, Err(RPCError::Network(_))), "{r:?}");
@@ -946,57 +960,15 @@ mod tests {
         assert!(r.is_ok(), "{r:?}");
     }
 
-    /// A peer that answers one vote request per connection, then closes it.
-    struct OneAnswerPeer {
-        connections: Arc<AtomicUsize>,
-    }
-
-    impl Connector<BasicNode> for OneAnswerPeer {
-        type Stream = DuplexStream;
-
-        async fn connect(&self, _node: &BasicNode) -> io::Result<DuplexStream> {
-            self.connections.fetch_add(1, Ordering::SeqCst);
-            let (client, mut server) = tokio::io::duplex(1 << 16);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let Ok(Some(Request::Vote(v))) = codec::read_frame::<Request<TestConfig>, _>(
-                    &mut server,
-                    KIND_REQUEST,
-                    1 << 20,
-                    &mut buf,
-                )
-                .await
-                else {
-                    return;
-                };
-                let answer: Response<TestConfig> = Response::Vote(Ok(VoteResponse {
-                    vote: v.vote,
-                    vote_granted: true,
-                    last_log_id: None,
-                }));
-                if let Ok(frame) = codec::encode(KIND_RESPONSE, &answer) {
-                    let _ = codec::write_frame(&mut server, &frame).await;
-                }
-                // Dropping `server` closes the connection.
-            });
-            Ok(client)
-        }
-    }
-
     /// openraft makes a new client per voter for every read barrier and election: the
     /// connection of a dropped client serves the next one.
     #[tokio::test]
     async fn a_dropped_clients_connection_serves_the_next_client_of_that_peer() {
-        let connections = Arc::new(AtomicUsize::new(0));
-        let mut factory = Network::new(
-            SlowPeer {
-                connections: connections.clone(),
-            },
-            NetConfig::default(),
-        );
+        let (mut factory, connections) =
+            vote_peer(Duration::from_millis(200), false, NetConfig::default());
         let node = BasicNode::new("peer");
         for term in 1..=3 {
-            let mut client: PeerClient<TestConfig, SlowPeer> = factory.new_client(2, &node).await;
+            let mut client: PeerClient<TestConfig, VotePeer> = factory.new_client(2, &node).await;
             let r = client.vote(vote(term), long()).await;
             assert!(
                 matches!(r, Ok(ref a) if a.vote == Vote::new(term, 1)),
@@ -1006,7 +978,7 @@ mod tests {
         assert_eq!(connections.load(Ordering::SeqCst), 1);
 
         // Another peer (or the same id at another address) does not get it.
-        let mut other: PeerClient<TestConfig, SlowPeer> =
+        let mut other: PeerClient<TestConfig, VotePeer> =
             factory.new_client(2, &BasicNode::new("elsewhere")).await;
         let r = other.vote(vote(4), long()).await;
         assert!(r.is_ok(), "{r:?}");
@@ -1016,17 +988,10 @@ mod tests {
     /// A pooled connection the peer closed meanwhile costs a redial, not a failed request.
     #[tokio::test]
     async fn a_request_on_a_connection_the_peer_closed_is_sent_again_on_a_new_one() {
-        let connections = Arc::new(AtomicUsize::new(0));
-        let mut factory = Network::new(
-            OneAnswerPeer {
-                connections: connections.clone(),
-            },
-            NetConfig::default(),
-        );
+        let (mut factory, connections) = vote_peer(Duration::ZERO, true, NetConfig::default());
         let node = BasicNode::new("peer");
         for term in 1..=3 {
-            let mut client: PeerClient<TestConfig, OneAnswerPeer> =
-                factory.new_client(2, &node).await;
+            let mut client: PeerClient<TestConfig, VotePeer> = factory.new_client(2, &node).await;
             let r = client.vote(vote(term), long()).await;
             assert!(
                 matches!(r, Ok(ref a) if a.vote == Vote::new(term, 1)),
@@ -1038,7 +1003,7 @@ mod tests {
         assert_eq!(connections.load(Ordering::SeqCst), 3);
 
         // A client's own idle connection, closed by the peer, is redialed the same way.
-        let mut client: PeerClient<TestConfig, OneAnswerPeer> = factory.new_client(2, &node).await;
+        let mut client: PeerClient<TestConfig, VotePeer> = factory.new_client(2, &node).await;
         let r = client.vote(vote(9), long()).await;
         assert!(r.is_ok(), "{r:?}");
         let r = client.vote(vote(10), long()).await;

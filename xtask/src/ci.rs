@@ -42,21 +42,85 @@ pub fn run_ci(args: &[String]) -> Result<(), String> {
     run(doc)?;
 
     if package {
-        let mut pkg = cargo();
-        pkg.args([
-            "package",
-            "--workspace",
-            "--exclude",
-            "xtask",
-            "--allow-dirty",
-        ]);
-        run(pkg)?;
+        run_package(&[])?;
     }
 
     if asan_wanted {
         asan(&[])?;
     }
     eprintln!("xtask ci: all green");
+    Ok(())
+}
+
+/// `cargo xtask package`: packages and verifies every publishable crate, each built from its
+/// tarball against the other crates' tarballs (CI's packaging step).
+pub fn run_package(_args: &[String]) -> Result<(), String> {
+    forget_packaged_sources()?;
+    let mut pkg = cargo();
+    pkg.args([
+        "package",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--allow-dirty",
+    ]);
+    run(pkg)
+}
+
+/// The workspace's own publishable crates.
+const PUBLISHED: [&str; 5] = [
+    "dqlite-wire",
+    "dqlite-vfs",
+    "dqlite-raft",
+    "dqlite-node",
+    "dqlite-client",
+];
+
+/// Removes cargo's extracted copies of the workspace's own crates from earlier packaging runs.
+///
+/// `cargo package --workspace` verifies each crate against a temporary local registry of the
+/// other crates' tarballs, and cargo extracts those tarballs under
+/// `$CARGO_HOME/registry/src/<hash of the registry's path>/<crate>-<version>`. It never
+/// extracts again over a finished extraction, so a second run from the same checkout path
+/// (CI always checks out to one path) compiles the crates against the sources of the first
+/// run: a field added since then is "unknown". Local registries' directories have no host in
+/// their names (crates.io's start with `index.`), and none of these crate names is on
+/// crates.io, so only leftovers of this packaging are removed.
+fn forget_packaged_sources() -> Result<(), String> {
+    let cargo_home = match std::env::var_os("CARGO_HOME") {
+        Some(home) => std::path::PathBuf::from(home),
+        None => match std::env::var_os("HOME") {
+            Some(home) => std::path::PathBuf::from(home).join(".cargo"),
+            None => return Ok(()),
+        },
+    };
+    let src = cargo_home.join("registry").join("src");
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        let registry_name = registry.file_name();
+        if registry_name.to_string_lossy().starts_with("index.") {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for extracted in crates.flatten() {
+            let name = extracted.file_name();
+            let name = name.to_string_lossy();
+            let ours = PUBLISHED.iter().any(|krate| {
+                name.strip_prefix(krate)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                let path = extracted.path();
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| format!("could not remove stale {}: {e}", path.display()))?;
+            }
+        }
+    }
     Ok(())
 }
 

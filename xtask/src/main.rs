@@ -2,6 +2,7 @@
 //!
 //! - `ci`: the gate CI runs (fmt, clippy, tests, docs, packaging).
 //! - `fuzz [--seconds N] [TARGET...]`: a bounded smoke run of the cargo-fuzz targets.
+//! - `package`: `cargo package` of every publishable crate, verified against the others.
 //! - `asan`: the `dqlite-vfs` tests under AddressSanitizer (nightly).
 //! - `bench [CRATE...]`: the criterion benchmarks of the named crates (all by default).
 //! - `cluster start|status|stop|kill|restart`: a local cluster of `dqlite-node` processes.
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         "ci" => ci::run_ci(rest),
         "fuzz" => fuzz::run_fuzz(rest),
         "asan" => ci::asan(rest),
+        "package" => ci::run_package(rest),
         "bench" => ci::bench(rest),
         "cluster" => cluster::run_cluster(rest),
         "help" | "--help" | "-h" => {
@@ -47,6 +49,7 @@ const USAGE: &str = "usage: cargo xtask <task> [args]
 tasks:
   ci [--no-package] [--no-asan]  fmt, clippy, tests, docs, packaging (what CI runs)
   fuzz [--seconds N] [TARGET..]  run each cargo-fuzz target for N seconds (default 60)
+  package                        package and verify the publishable crates (a CI step)
   asan                           dqlite-vfs tests under AddressSanitizer (nightly)
   bench [CRATE..]                criterion benchmarks (e.g. `bench wire vfs`)
   cluster start [--nodes 3] [--base-port 9001] [--dir DIR] [--release]

@@ -52,6 +52,18 @@ impl Default for LogConfig {
     }
 }
 
+/// The most bytes of entries one AppendEntries of openraft's replication carries (it carries at
+/// least one entry, whatever its size); see [`LogReader::read_range_async`].
+pub const REPLICATION_BUDGET: usize = 2 << 20;
+
+/// Where [`LogReader::locate`] found an entry.
+enum Src<C: RaftTypeConfig> {
+    /// Decoded, in the cache.
+    Mem(Entry<C>),
+    /// In a segment file.
+    Disk(Loc, Arc<fs::File>),
+}
+
 struct Cached<C: RaftTypeConfig> {
     seq: u64,
     size: usize,
@@ -113,8 +125,12 @@ impl<C: RaftTypeConfig> Shared<C> {
 }
 
 impl<C: RaftTypeConfig> State<C> {
+    /// Drops the oldest written entries from the cache while it holds more than its limit,
+    /// but never the newest entry: an entry bigger than the whole cache (a large transaction)
+    /// is what the followers are about to fetch, and reading it back from disk for each
+    /// attempt costs far more than keeping it until the next append.
     fn evict(&mut self) {
-        while self.cache_bytes > self.cache_limit {
+        while self.cache_bytes > self.cache_limit && self.cache.len() > 1 {
             let Some((&idx, c)) = self.cache.first_key_value() else {
                 break;
             };
@@ -486,57 +502,97 @@ where
 {
     /// Reads the entries of `range` that are in the log (stops at the first missing one).
     pub fn read_range<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry<C>>, StoreError> {
-        enum Src<C: RaftTypeConfig> {
-            Mem(Entry<C>),
-            Disk(Loc, Arc<fs::File>),
+        self.load(self.locate(range, usize::MAX))
+    }
+
+    /// Like [`read_range`](Self::read_range), for async callers: stops once the entries add up
+    /// to `budget` bytes (but returns at least one), and reads what is not in the cache on
+    /// tokio's blocking pool, not on the caller's runtime thread.
+    ///
+    /// openraft's replication tasks read through this. A multi-MiB entry no longer in the
+    /// cache takes long to read, check and decode (hundreds of ms in a debug build); done on
+    /// the runtime, two followers' reads at once held both threads of a 2-core machine, so
+    /// `RaftCore` sent no heartbeat and the followers elected a new leader. The budget keeps
+    /// each AppendEntries of a catching-up follower small enough to finish within openraft's
+    /// per-RPC timeout.
+    pub async fn read_range_async<RB: RangeBounds<u64>>(
+        &self,
+        range: RB,
+        budget: usize,
+    ) -> Result<Vec<Entry<C>>, StoreError> {
+        let srcs = self.locate(range, budget);
+        if !srcs.iter().any(|s| matches!(s, Src::Disk(..))) {
+            return self.load(srcs);
         }
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.load(srcs)).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Codec(format!("log read task failed: {e}"))),
+        }
+    }
+
+    /// Where the entries of `range` are: decoded in the cache, or on disk. Stops at the first
+    /// missing entry, and after the entry that brings the total size to `budget` bytes.
+    fn locate<RB: RangeBounds<u64>>(&self, range: RB, budget: usize) -> Vec<Src<C>> {
         let mut srcs = Vec::new();
-        {
-            let st = self.shared.state.lock();
-            if st.index.is_empty() {
-                return Ok(Vec::new());
+        let st = self.shared.state.lock();
+        if st.index.is_empty() {
+            return srcs;
+        }
+        let first = st.index.first_index();
+        let last = first + st.index.len() as u64 - 1;
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        }
+        .max(first);
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e,
+            Bound::Excluded(&e) => match e.checked_sub(1) {
+                Some(e) => e,
+                None => return srcs,
+            },
+            Bound::Unbounded => u64::MAX,
+        }
+        .min(last);
+        if start > end {
+            return srcs;
+        }
+        let files = self.shared.files.read();
+        let mut bytes = 0usize;
+        for idx in start..=end {
+            if bytes >= budget {
+                break;
             }
-            let first = st.index.first_index();
-            let last = first + st.index.len() as u64 - 1;
-            let start = match range.start_bound() {
-                Bound::Included(&s) => s,
-                Bound::Excluded(&s) => s.saturating_add(1),
-                Bound::Unbounded => 0,
-            }
-            .max(first);
-            let end = match range.end_bound() {
-                Bound::Included(&e) => e,
-                Bound::Excluded(&e) => match e.checked_sub(1) {
-                    Some(e) => e,
-                    None => return Ok(Vec::new()),
-                },
-                Bound::Unbounded => u64::MAX,
-            }
-            .min(last);
-            if start > end {
-                return Ok(Vec::new());
-            }
-            let files = self.shared.files.read();
-            for idx in start..=end {
-                let Some(slot) = st.index.get(idx) else { break };
-                match st.cache.get(&idx) {
-                    Some(c) if c.seq == slot.seq => srcs.push(Src::Mem(c.entry.clone())),
-                    _ => match slot
-                        .loc
-                        .and_then(|l| files.get(&l.segment).map(|f| (l, f.clone())))
-                    {
-                        Some((l, f)) => srcs.push(Src::Disk(l, f)),
-                        None => break,
-                    },
+            let Some(slot) = st.index.get(idx) else { break };
+            match st.cache.get(&idx) {
+                Some(c) if c.seq == slot.seq => {
+                    bytes = bytes.saturating_add(c.size);
+                    srcs.push(Src::Mem(c.entry.clone()));
                 }
+                _ => match slot
+                    .loc
+                    .and_then(|l| files.get(&l.segment).map(|f| (l, f.clone())))
+                {
+                    Some((l, f)) => {
+                        bytes = bytes.saturating_add(l.len as usize);
+                        srcs.push(Src::Disk(l, f));
+                    }
+                    None => break,
+                },
             }
         }
+        srcs
+    }
+
+    /// Reads and decodes what [`locate`](Self::locate) found.
+    fn load(&self, srcs: Vec<Src<C>>) -> Result<Vec<Entry<C>>, StoreError> {
         let mut out = Vec::with_capacity(srcs.len());
-        let mut buf = Vec::new();
         for s in srcs {
             match s {
                 Src::Mem(e) => out.push(e),
-                Src::Disk(loc, file) => out.push(self.read_at(&loc, &file, &mut buf)?),
+                Src::Disk(loc, file) => out.push(self.read_at(&loc, &file)?),
             }
         }
         Ok(out)
@@ -581,22 +637,19 @@ where
         }))
     }
 
-    fn read_at(
-        &self,
-        loc: &Loc,
-        file: &fs::File,
-        buf: &mut Vec<u8>,
-    ) -> Result<Entry<C>, StoreError> {
+    fn read_at(&self, loc: &Loc, file: &fs::File) -> Result<Entry<C>, StoreError> {
         let path = crate::segment::segment_path(&self.shared.dir, loc.segment);
-        buf.resize(loc.len as usize, 0);
-        file.read_exact_at(buf, loc.offset)
+        // `vec!` of zeros is a zeroed allocation; growing a buffer with `resize` writes each
+        // byte, which is slow for multi-MiB entries in unoptimized builds.
+        let mut buf = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut buf, loc.offset)
             .map_err(|e| StoreError::io("read", &path, e))?;
         let corrupt = |reason| StoreError::Corrupt {
             path: path.clone(),
             offset: loc.offset,
             reason,
         };
-        let payload = match decode_frame(buf) {
+        let payload = match decode_frame(&buf) {
             Decoded::Frame(f) => f.payload,
             Decoded::End => return Err(corrupt(FrameError::Length(0))),
             Decoded::Invalid(e) => return Err(corrupt(e)),
@@ -614,7 +667,20 @@ where
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<C>>, StorageError<C::NodeId>> {
-        self.read_range(range)
+        self.read_range_async(range, usize::MAX)
+            .await
+            .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Read, e))
+    }
+
+    /// What openraft's replication sends in one AppendEntries: at most
+    /// [`REPLICATION_BUDGET`] bytes of entries (at least one entry).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<C>>, StorageError<C::NodeId>> {
+        self.read_range_async(start..end, REPLICATION_BUDGET)
+            .await
             .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Read, e))
     }
 }
@@ -628,7 +694,8 @@ where
         range: RB,
     ) -> Result<Vec<Entry<C>>, StorageError<C::NodeId>> {
         self.reader()
-            .read_range(range)
+            .read_range_async(range, usize::MAX)
+            .await
             .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Read, e))
     }
 }
@@ -696,5 +763,77 @@ where
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         self.do_purge(&log_id)
             .map_err(|e| sto_err(ErrorSubject::Log(log_id.clone()), ErrorVerb::Delete, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestConfig;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn entry(index: u64, len: usize) -> Entry<TestConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(vec![index as u8; len]),
+        }
+    }
+
+    fn cached(log: &LogStore<TestConfig>) -> Vec<u64> {
+        log.shared.state.lock().cache.keys().copied().collect()
+    }
+
+    fn open(dir: &Path, cache_bytes: usize) -> LogStore<TestConfig> {
+        let config = LogConfig {
+            segment_size: 1 << 20,
+            cache_bytes,
+            fail_sync: None,
+        };
+        LogStore::open(dir, config).unwrap().0
+    }
+
+    #[tokio::test]
+    async fn an_entry_bigger_than_the_cache_stays_cached_until_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), 4 << 10);
+        log.append_durable([entry(1, 100), entry(2, 100)])
+            .await
+            .unwrap();
+        assert_eq!(cached(&log), [1, 2]);
+        // Bigger than the whole cache: everything older goes, the big entry stays.
+        log.append_durable([entry(3, 64 << 10)]).await.unwrap();
+        assert_eq!(cached(&log), [3]);
+        // The next append makes it the oldest: it goes, and is read back from disk.
+        log.append_durable([entry(4, 100)]).await.unwrap();
+        assert_eq!(cached(&log), [4]);
+        let back = log
+            .reader()
+            .read_range_async(3..=3, usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(back, [entry(3, 64 << 10)]);
+    }
+
+    #[tokio::test]
+    async fn replication_reads_stop_at_the_byte_budget_but_return_at_least_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        // A small cache, so the reads below come from disk as well as from memory.
+        let mut log = open(dir.path(), 8 << 10);
+        let entries: Vec<_> = (1..=10).map(|i| entry(i, 3 << 10)).collect();
+        log.append_durable(entries.clone()).await.unwrap();
+        assert!(cached(&log).len() < 10, "some entries are read from disk");
+        let mut reader = log.reader();
+        // Each entry counts its payload and a little overhead, so 7 KiB covers three.
+        let got = reader.read_range_async(1..=10, 7 << 10).await.unwrap();
+        assert_eq!(got, entries[..3]);
+        // An entry larger than the budget alone is still returned.
+        let got = reader.read_range_async(4..=10, 1).await.unwrap();
+        assert_eq!(got, entries[3..4]);
+        // openraft's replication goes through the limited read: all 30 KiB fit its budget.
+        let got = reader.limited_get_log_entries(1, 11).await.unwrap();
+        assert_eq!(got, entries);
+        // Unlimited reads return the whole range, from disk and cache alike.
+        let got = reader.try_get_log_entries(1..=10).await.unwrap();
+        assert_eq!(got, entries);
     }
 }

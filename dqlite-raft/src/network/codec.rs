@@ -127,7 +127,7 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8], crc: u32) -> Result<T, Code
 
 /// Reads one frame of `kind` from `r`. Returns `Ok(None)` on a clean end of stream before a
 /// frame starts.
-pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
+pub async fn read_frame<T: DeserializeOwned + Send + 'static, R: AsyncRead + Unpin>(
     r: &mut R,
     kind: u8,
     max: usize,
@@ -140,10 +140,26 @@ pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
     }
     r.read_exact(&mut h[n..]).await?;
     let (len, crc) = parse_header(&h, kind, max)?;
+    if len > BIG_FRAME {
+        // A large transaction. Its own zeroed allocation (`resize` would write every byte,
+        // slow in an unoptimized build), not kept for the next frame, and checked and decoded
+        // on the blocking pool: done on the runtime, it held up the node's other tasks
+        // (openraft's heartbeats among them) for as long as it took.
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).await?;
+        return match tokio::task::spawn_blocking(move || decode_body(&body, crc)).await {
+            Ok(decoded) => decoded.map(Some),
+            Err(e) => Err(CodecError::Decode(format!("decoding task failed: {e}"))),
+        };
+    }
     buf.resize(len, 0);
     r.read_exact(buf).await?;
     decode_body(buf, crc).map(Some)
 }
+
+/// Frames with a body larger than this are read into their own buffer and decoded off the
+/// runtime by [`read_frame`].
+const BIG_FRAME: usize = 1 << 20;
 
 /// Writes one encoded frame and flushes.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Result<(), CodecError> {

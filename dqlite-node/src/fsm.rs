@@ -113,6 +113,25 @@ impl Registry {
         Ok(h)
     }
 
+    /// Like [`worker`](Self::worker) for a client's OPEN: starts no worker for a new
+    /// database once `max` databases exist (each has its own thread and memory), so clients
+    /// cannot make a node start threads without bound. The FSM applies replicated commands
+    /// with [`worker`](Self::worker), without a limit: every member must hold every database.
+    pub fn worker_within(&self, name: &str, max: usize) -> Result<WorkerHandle, String> {
+        {
+            let w = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(h) = w.get(name) {
+                return Ok(h.clone());
+            }
+            if w.len() >= max {
+                return Err(format!(
+                    "too many databases (this node serves at most {max})"
+                ));
+            }
+        }
+        self.worker(name)
+    }
+
     /// The worker of database `name` if it exists.
     pub fn existing(&self, name: &str) -> Option<WorkerHandle> {
         self.workers

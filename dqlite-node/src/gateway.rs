@@ -165,6 +165,9 @@ fn no_db() -> SqlFailure {
     SqlFailure::new(12, "no database opened")
 }
 
+/// SQLite's "unable to open database file", for an OPEN over the node's database limit.
+const SQLITE_CANTOPEN: u64 = 14;
+
 /// How long ADD/ASSIGN/REMOVE wait for an unfinished membership change to settle.
 const MEMBERSHIP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -320,8 +323,8 @@ impl Session {
                 }
                 let w = shared
                     .registry
-                    .worker(&name)
-                    .map_err(|e| SqlFailure::new(1, e))?;
+                    .worker_within(&name, shared.options.max_databases)
+                    .map_err(|e| SqlFailure::new(SQLITE_CANTOPEN, e))?;
                 let (tx, rx) = oneshot::channel();
                 w.send(Job::Connect {
                     conn: self.conn,

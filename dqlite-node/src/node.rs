@@ -43,6 +43,10 @@ pub struct NodeOptions {
     /// Client connections at once; the first request of one more is answered with a FAILURE
     /// naming the limit, then the connection is closed. Default 1024.
     pub max_connections: usize,
+    /// Databases this node serves at once. OPEN of one more database answers a FAILURE
+    /// (SQLITE_CANTOPEN, naming the limit); databases created through replication are always
+    /// served. Default 1024.
+    pub max_databases: usize,
     /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
     pub heartbeat_timeout_ms: u64,
     /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
@@ -68,6 +72,7 @@ impl Default for NodeOptions {
             max_message: 64 << 20,
             max_statements: 1024,
             max_connections: 1024,
+            max_databases: 1024,
             heartbeat_timeout_ms: 15000,
             handover_timeout: Duration::from_secs(5),
             raft: RaftOptions::default(),

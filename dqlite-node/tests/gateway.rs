@@ -363,6 +363,53 @@ async fn rows_stream_in_batches_and_state_survives_restart_from_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_of_a_database_over_the_limit_fails_and_the_others_stay_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = NodeOptions {
+        max_databases: 2,
+        ..NodeOptions::default()
+    };
+    let node = single(dir.path(), options).await;
+    let addr = node.local_addr().to_string();
+    let mut a = open(&addr, "a.db").await.unwrap();
+    assert!(matches!(
+        exec(&mut a, "CREATE TABLE t(x); INSERT INTO t VALUES(1)", vec![]).await,
+        Response::Result { .. }
+    ));
+    let _b = open(&addr, "b.db").await.unwrap();
+    // A third database is over the limit; the connection stays usable for another OPEN.
+    let mut c = Client::connect(&addr).await.unwrap();
+    let r = c
+        .call(Request::Open {
+            name: "c.db".into(),
+            flags: 0,
+            vfs: "volatile".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fail(&r),
+        (14, "too many databases (this node serves at most 2)"),
+        "{r:?}"
+    );
+    let r = c
+        .call(Request::Open {
+            name: "a.db".into(),
+            flags: 0,
+            vfs: "volatile".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r, Response::Db { .. }), "{r:?}");
+    assert_eq!(
+        c.rows("SELECT x FROM t").await.unwrap(),
+        vec![vec![Value::Integer(1)]]
+    );
+    drop((a, c));
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_local_reads_and_connection_limit() {
     let dir = tempfile::tempdir().unwrap();
     let options = NodeOptions {

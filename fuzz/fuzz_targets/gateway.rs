@@ -48,6 +48,7 @@ fn env() -> &'static Env {
             write_wait: Duration::from_secs(1),
             max_message: 1 << 20,
             max_statements: 64,
+            max_databases: 16,
             ..NodeOptions::default()
         };
         let node = rt.block_on(async {

@@ -35,6 +35,12 @@ struct Args {
     /// on every node. Give it to every node of the cluster.
     #[arg(long)]
     read_lease: bool,
+    /// Client connections served at once (one more gets a FAILURE naming the limit).
+    #[arg(long, default_value_t = NodeOptions::default().max_connections)]
+    max_connections: usize,
+    /// Databases served at once (OPEN of one more gets a FAILURE naming the limit).
+    #[arg(long, default_value_t = NodeOptions::default().max_databases)]
+    max_databases: usize,
     /// Failure domain reported by DESCRIBE.
     #[arg(long, default_value_t = 0)]
     failure_domain: u64,
@@ -86,6 +92,8 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> ExitCode {
     let mut options = NodeOptions {
         leader_local_reads: args.leader_local_reads,
+        max_connections: args.max_connections,
+        max_databases: args.max_databases,
         ..NodeOptions::default()
     };
     if args.read_lease {

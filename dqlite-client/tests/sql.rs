@@ -19,16 +19,31 @@ cluster_test!(
     sql_and_shell,
     Select::Except(RS_KNOWN_BUGS)
 );
-/// Cases dqlite-node gets wrong today (each with its bug named), left out of the `rs_` test.
+cluster_test!(
+    #[ignore = "fails under CPU load in a debug build: the large entry's encoding and \
+                decoding on the nodes' runtimes delay heartbeats into an election; see \
+                RS_KNOWN_BUGS in tests/sql.rs"]
+    rs_known_bug_large_entry_replication,
+    Backend::Rs,
+    sql_and_shell,
+    Select::Only(RS_KNOWN_BUGS)
+);
+
+/// Cases dqlite-rs gets wrong today, run only by the ignored `rs_known_bug_*` test.
 ///
-/// Empty. `one_million_row_insert` (one commit, i.e. one Raft entry, of ~18 MiB of WAL
-/// frames) was here until dqlite-raft stopped blocking its runtime on large entries: a leader
-/// re-read the entry from disk (it did not fit the log cache) for every AppendEntries attempt
-/// openraft cut off after its 100 ms per-RPC timeout, on the runtime's threads, and followers
-/// decoded it there too; in a debug build that held both runtime threads of a 2-core machine
-/// long enough that no heartbeat went out, followers elected a new leader and the INSERT
-/// failed with 10506 (3 failures in 7 runs by hand, 0 in 6 after the change).
-const RS_KNOWN_BUGS: &[&str] = &[];
+/// `one_million_row_insert`: one commit, i.e. one Raft entry, of ~18 MiB of WAL frames. It
+/// passes with the release build (2.6 s; C 1.11: 5.2 s), and with the debug build on a quiet
+/// machine (6 of 6 runs), but with the debug build under load (a CI run beside it, load
+/// average 5-6 on 2 cores) it failed 3 of 4 runs: followers elected a new leader while the
+/// entry was in flight and the INSERT ended in 10506 "leadership lost". What is left on the
+/// runtime threads, where openraft's heartbeat timer runs: the leader serializes the entry
+/// into each AppendEntries (per follower, and again for the eager push) and into its own log
+/// record, and followers serialize it into theirs and decode the command to apply it; each
+/// is hundreds of ms of CPU for 18 MiB in an unoptimized build. (dqlite-raft already reads
+/// large entries from disk and decodes large frames on the blocking pool; before that, the
+/// debug build failed 4 of 8 runs by hand, some of them beside a CI run, and a profile
+/// showed the leader's runtime threads mostly re-reading the entry from disk.)
+const RS_KNOWN_BUGS: &[&str] = &["one_million_row_insert"];
 
 async fn sql_and_shell(backend: Backend, select: Select) {
     let (mut cluster, client) = start_cluster(backend, 3).await;

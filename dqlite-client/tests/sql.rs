@@ -20,29 +20,30 @@ cluster_test!(
     Select::Except(RS_KNOWN_BUGS)
 );
 cluster_test!(
-    #[ignore = "fails under CPU load in a debug build: the large entry's encoding and \
-                decoding on the nodes' runtimes delay heartbeats into an election; see \
-                RS_KNOWN_BUGS in tests/sql.rs"]
+    #[ignore = "not yet shown reliable under CPU load in a debug build (one run took 193 s); \
+                see RS_KNOWN_BUGS in tests/sql.rs"]
     rs_known_bug_large_entry_replication,
     Backend::Rs,
     sql_and_shell,
     Select::Only(RS_KNOWN_BUGS)
 );
 
-/// Cases dqlite-rs gets wrong today, run only by the ignored `rs_known_bug_*` test.
+/// Cases left out of the `rs_` test until they are shown reliable, run only by the ignored
+/// `rs_known_bug_*` test.
 ///
-/// `one_million_row_insert`: one commit, i.e. one Raft entry, of ~18 MiB of WAL frames. It
-/// passes with the release build (2.6 s; C 1.11: 5.2 s), and with the debug build on a quiet
-/// machine (6 of 6 runs), but with the debug build under load (a CI run beside it, load
-/// average 5-6 on 2 cores) it failed 3 of 4 runs: followers elected a new leader while the
-/// entry was in flight and the INSERT ended in 10506 "leadership lost". What is left on the
-/// runtime threads, where openraft's heartbeat timer runs: the leader serializes the entry
-/// into each AppendEntries (per follower, and again for the eager push) and into its own log
-/// record, and followers serialize it into theirs and decode the command to apply it; each
-/// is hundreds of ms of CPU for 18 MiB in an unoptimized build. (dqlite-raft already reads
-/// large entries from disk and decodes large frames on the blocking pool; before that, the
-/// debug build failed 4 of 8 runs by hand, some of them beside a CI run, and a profile
-/// showed the leader's runtime threads mostly re-reading the entry from disk.)
+/// `one_million_row_insert`: one commit, i.e. one Raft entry, of ~18 MiB of WAL frames. With
+/// the release build it commits in 2.6 s (C 1.11: 5.2 s). With the debug build it used to
+/// fail: followers elected a new leader while the entry was in flight, because the nodes'
+/// runtime threads, where openraft's heartbeat timer runs, spent seconds of CPU on it (the
+/// leader re-read it from disk for every AppendEntries attempt, and postcard serialized it
+/// into each AppendEntries one byte at a time), and the INSERT ended in 10506 "leadership
+/// lost": 4 of 8 runs by hand (some beside a CI run), and 3 of 4 runs beside a CI run after
+/// the disk reads were fixed. With the serialization fixed too (dqlite-raft's codec copies
+/// byte strings whole) it passed 15 of 15 runs: 10 beside a CI run (load average ~3) and 5
+/// with two CPU hogs on the 2 cores, but one of those took 193 s instead of 5-14 s, and
+/// that is not explained yet, so the case stays out of CI for now. Still on the runtime:
+/// the leader's and followers' log records of the entry and the decoding of the command to
+/// apply it (about a tenth of the CPU the two fixed steps took, by perf).
 const RS_KNOWN_BUGS: &[&str] = &["one_million_row_insert"];
 
 async fn sql_and_shell(backend: Backend, select: Select) {

@@ -87,7 +87,7 @@ pub enum CodecError {
 
 /// Encodes `msg` as one frame.
 pub fn encode<T: Serialize>(kind: u8, msg: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = postcard::to_extend(msg, vec![0u8; HEADER_LEN])
+    let mut out = postcard::serialize_with_flavor(msg, Framed(vec![0u8; HEADER_LEN]))
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     let body_len = out.len() - HEADER_LEN;
     let crc = crc32c::crc32c(&out[HEADER_LEN..]);
@@ -96,6 +96,29 @@ pub fn encode<T: Serialize>(kind: u8, msg: &T) -> Result<Vec<u8>, CodecError> {
     out[2..6].copy_from_slice(&(body_len as u32).to_le_bytes());
     out[6..10].copy_from_slice(&crc.to_le_bytes());
     Ok(out)
+}
+
+/// postcard output into a `Vec` that already holds the frame header. Unlike
+/// `postcard::to_extend`, which pushes a byte string through `Extend` one byte at a time (in an
+/// unoptimized build, ~0.5 s per 18 MiB entry, on the runtime), it copies slices whole.
+struct Framed(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Framed {
+    type Output = Vec<u8>;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
 }
 
 /// Checks a header; returns the body length and CRC.

@@ -379,27 +379,18 @@ async fn open_of_a_database_over_the_limit_fails_and_the_others_stay_open() {
     let _b = open(&addr, "b.db").await.unwrap();
     // A third database is over the limit; the connection stays usable for another OPEN.
     let mut c = Client::connect(&addr).await.unwrap();
-    let r = c
-        .call(Request::Open {
-            name: "c.db".into(),
-            flags: 0,
-            vfs: "volatile".into(),
-        })
-        .await
-        .unwrap();
+    let open_request = |name: &str| Request::Open {
+        name: name.into(),
+        flags: 0,
+        vfs: "volatile".into(),
+    };
+    let r = c.call(open_request("c.db")).await.unwrap();
     assert_eq!(
         fail(&r),
         (14, "too many databases (this node serves at most 2)"),
         "{r:?}"
     );
-    let r = c
-        .call(Request::Open {
-            name: "a.db".into(),
-            flags: 0,
-            vfs: "volatile".into(),
-        })
-        .await
-        .unwrap();
+    let r = c.call(open_request("a.db")).await.unwrap();
     assert!(matches!(r, Response::Db { .. }), "{r:?}");
     assert_eq!(
         c.rows("SELECT x FROM t").await.unwrap(),

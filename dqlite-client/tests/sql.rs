@@ -37,7 +37,7 @@ cluster_test!(
 /// runtime threads, where openraft's heartbeat timer runs, spent seconds of CPU on it (the
 /// leader re-read it from disk for every AppendEntries attempt, and postcard serialized it
 /// into each AppendEntries one byte at a time), and the INSERT ended in 10506 "leadership
-/// lost": 4 of 8 runs by hand (some beside a CI run), and 3 of 4 runs beside a CI run after
+/// lost": 5 of 11 runs by hand (some beside a CI run), and 3 of 4 runs beside a CI run after
 /// the disk reads were fixed. With the serialization fixed too (dqlite-raft's codec copies
 /// byte strings whole) it passed 15 of 15 runs: 10 beside a CI run (load average ~3) and 5
 /// with two CPU hogs on the 2 cores, but one of those took 193 s instead of 5-14 s, and

@@ -157,6 +157,22 @@ fn failure(f: SqlFailure) -> Response {
     Response::failure(f.code, f.message)
 }
 
+/// One proposal counted in [`Shared::proposing`] until dropped.
+struct Proposing<'a>(&'a Shared);
+
+impl<'a> Proposing<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        shared.proposing.fetch_add(1, Ordering::SeqCst);
+        Proposing(shared)
+    }
+}
+
+impl Drop for Proposing<'_> {
+    fn drop(&mut self) {
+        self.0.proposing.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn not_leader() -> SqlFailure {
     SqlFailure::new(NOT_LEADER, "not leader")
 }
@@ -697,6 +713,12 @@ impl Session {
             db: w.0.clone(),
             frames,
         };
+        // Count this proposal in, then check for a handover (see `Shared::proposing`).
+        let _counted = Proposing::enter(&self.shared);
+        if self.shared.handing_over.load(Ordering::SeqCst) {
+            w.1.send(Job::Abort { conn: self.conn });
+            return Err(not_leader());
+        }
         match self.shared.raft.propose(cmd.encode()).await {
             Ok(_) => Ok(()),
             Err(e) => {

@@ -70,7 +70,7 @@ impl Shared {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let raft = self.raft.raft();
-        self.handing_over.store(true, Ordering::Release);
+        self.handing_over.store(true, Ordering::SeqCst);
         raft.runtime_config().heartbeat(false);
         raft.runtime_config().elect(false);
         let result = self.run_handover(target, &address, deadline).await;
@@ -89,6 +89,14 @@ impl Shared {
         deadline: tokio::time::Instant,
     ) -> Result<u64, NodeError> {
         let fail = |reason: String| NodeError::Handover { reason };
+        // Proposals that passed the leader check before the flag was set: let them append
+        // (or fail) first, so that the check below covers their entries (`Shared::proposing`).
+        while self.proposing.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(fail("statements under way did not finish in time".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         let mut rx = self.raft.metrics();
         // The target must hold every entry, or the other voters will not elect it.
         loop {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +96,12 @@ pub(crate) struct Shared {
     /// Set while this leader hands leadership over: it then reports itself as not leader,
     /// so gateways answer "not leader" instead of proposing entries the target would lack.
     pub handing_over: AtomicBool,
+    /// Proposals of statements' commits under way. A handover waits for it to reach zero
+    /// after setting `handing_over`, and a proposal counts itself in before it checks
+    /// `handing_over` (both sequentially consistent): either the proposal sees the flag and
+    /// stays out, or the handover sees the count and waits, so the target holds every entry
+    /// the old leader appends.
+    pub proposing: AtomicUsize,
     #[allow(dead_code)]
     pub metadata: Arc<Mutex<Metadata>>,
 }
@@ -341,6 +347,7 @@ impl NodeBuilder {
             failure_domain: self.failure_domain,
             next_conn: AtomicU64::new(1),
             handing_over: AtomicBool::new(false),
+            proposing: AtomicUsize::new(0),
             tls: self.tls.clone(),
             metadata,
         });

@@ -6,8 +6,10 @@
 //! 1. stops taking statements (gateways answer "not leader", as C dqlite does during a
 //!    transfer), stops sending heartbeats, which lets every follower's lease run out, and
 //!    stops running elections itself,
-//! 2. waits until its own log is applied and the target holds all of it (a candidate with
-//!    less loses),
+//! 2. waits for the commits that were already being proposed (they count themselves in
+//!    before checking for a handover), then until its own log is applied and the target holds
+//!    all of it (a candidate with less loses; a late entry once left the target behind, no
+//!    voter could win, and the handover failed),
 //! 3. asks the target, over the client protocol, to run an election now (a TRANSFER naming
 //!    the target itself, which a voter that is not leader takes as "start an election"),
 //! 4. waits until some other node leads, and turns heartbeats back on if that never happens

@@ -103,33 +103,29 @@ impl Registry {
 
     /// The worker of database `name`, started if needed.
     pub fn worker(&self, name: &str) -> Result<WorkerHandle, String> {
-        let mut w = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = w.get(name) {
-            return Ok(h.clone());
-        }
-        let h = WorkerHandle::spawn(self.vfs.clone(), name.to_string())
-            .map_err(|e| format!("cannot start the worker of {name:?}: {e}"))?;
-        w.insert(name.to_string(), h.clone());
-        Ok(h)
+        self.worker_within(name, usize::MAX)
     }
 
     /// Like [`worker`](Self::worker) for a client's OPEN: starts no worker for a new
     /// database once `max` databases exist (each has its own thread and memory), so clients
     /// cannot make a node start threads without bound. The FSM applies replicated commands
     /// with [`worker`](Self::worker), without a limit: every member must hold every database.
+    /// The check and the start happen under one lock, so concurrent OPENs cannot pass the
+    /// limit together.
     pub fn worker_within(&self, name: &str, max: usize) -> Result<WorkerHandle, String> {
-        {
-            let w = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(h) = w.get(name) {
-                return Ok(h.clone());
-            }
-            if w.len() >= max {
-                return Err(format!(
-                    "too many databases (this node serves at most {max})"
-                ));
-            }
+        let mut w = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(h) = w.get(name) {
+            return Ok(h.clone());
         }
-        self.worker(name)
+        if w.len() >= max {
+            return Err(format!(
+                "too many databases (this node serves at most {max})"
+            ));
+        }
+        let h = WorkerHandle::spawn(self.vfs.clone(), name.to_string())
+            .map_err(|e| format!("cannot start the worker of {name:?}: {e}"))?;
+        w.insert(name.to_string(), h.clone());
+        Ok(h)
     }
 
     /// The worker of database `name` if it exists.

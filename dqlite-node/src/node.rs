@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,16 +13,19 @@ use dqlite_vfs::{Vfs, VfsConfig};
 use dqlite_wire::{Header, ProtocolVersion, Request, RequestType};
 use openraft::ServerState;
 
-use crate::fsm::Member;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::database::Registry;
 use crate::error::NodeError;
-use crate::fsm::{Fsm, Metadata, NodeConfig, Registry};
+use crate::gateway;
+use crate::membership::handover::HandoverGate;
+use crate::membership::{Member, join};
+use crate::replication::NodeConfig;
+use crate::replication::fsm::{Fsm, Metadata};
 use crate::tls::TlsConfig;
-use crate::{gateway, join};
 
 /// The Raft instance of a node.
 pub type Raft = RaftNode<NodeConfig, Fsm>;
@@ -93,15 +96,8 @@ pub(crate) struct Shared {
     pub connections: Arc<Semaphore>,
     /// TLS for every connection this node accepts or opens, if configured.
     pub tls: Option<TlsConfig>,
-    /// Set while this leader hands leadership over: it then reports itself as not leader,
-    /// so gateways answer "not leader" instead of proposing entries the target would lack.
-    pub handing_over: AtomicBool,
-    /// Proposals of statements' commits under way. A handover waits for it to reach zero
-    /// after setting `handing_over`, and a proposal counts itself in before it checks
-    /// `handing_over` (both sequentially consistent): either the proposal sees the flag and
-    /// stays out, or the handover sees the count and waits, so the target holds every entry
-    /// the old leader appends.
-    pub proposing: AtomicUsize,
+    /// Keeps a handover and the proposals of commits apart.
+    pub gate: HandoverGate,
     #[allow(dead_code)]
     pub metadata: Arc<Mutex<Metadata>>,
 }
@@ -109,7 +105,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Whether this node is the Raft leader now and not handing leadership over.
     pub fn is_leader(&self) -> bool {
-        !self.handing_over.load(Ordering::Acquire) && self.is_raft_leader()
+        !self.gate.handing_over() && self.is_raft_leader()
     }
 
     /// Whether this node is the Raft leader now (handing over or not).
@@ -346,8 +342,7 @@ impl NodeBuilder {
             weight: AtomicU64::new(0),
             failure_domain: self.failure_domain,
             next_conn: AtomicU64::new(1),
-            handing_over: AtomicBool::new(false),
-            proposing: AtomicUsize::new(0),
+            gate: HandoverGate::default(),
             tls: self.tls.clone(),
             metadata,
         });

@@ -1,8 +1,4 @@
-//! SQL text helpers: where the first statement of a text ends, whether a text is empty, and
-//! conversions between wire values and SQLite values.
-
-use dqlite_wire::Value;
-use rusqlite::types::{Value as SqlValue, ValueRef as SqlValueRef};
+//! SQL text: where the first statement of a text ends, and whether a text is empty.
 
 /// True if `sql` holds only whitespace and comments.
 pub fn is_blank(sql: &str) -> bool {
@@ -98,65 +94,6 @@ pub fn first_statement_end(sql: &str, mut complete: impl FnMut(&str) -> bool) ->
     sql.len()
 }
 
-/// A wire parameter as an SQLite value (BOOLEAN → 0/1, ISO8601 → TEXT).
-pub fn to_sql_value(v: &Value) -> SqlValue {
-    match v {
-        Value::Integer(i) | Value::UnixTime(i) => SqlValue::Integer(*i),
-        Value::Float(f) => SqlValue::Real(*f),
-        Value::Text(s) | Value::Iso8601(s) => SqlValue::Text(s.clone()),
-        Value::Blob(b) => SqlValue::Blob(b.clone()),
-        Value::Null => SqlValue::Null,
-        Value::Boolean(b) => SqlValue::Integer(i64::from(*b != 0)),
-    }
-}
-
-/// What kind of declared type a result column has (C's `query.c:value_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    /// No special treatment.
-    Plain,
-    /// `DATETIME`, `DATE`, `TIMESTAMP`.
-    Time,
-    /// `BOOLEAN`.
-    Boolean,
-}
-
-impl ColumnKind {
-    /// Classifies a declared type (case-insensitive exact match, as C does).
-    pub fn from_decltype(decl: Option<&str>) -> ColumnKind {
-        match decl {
-            Some(d)
-                if d.eq_ignore_ascii_case("DATETIME")
-                    || d.eq_ignore_ascii_case("DATE")
-                    || d.eq_ignore_ascii_case("TIMESTAMP") =>
-            {
-                ColumnKind::Time
-            }
-            Some(d) if d.eq_ignore_ascii_case("BOOLEAN") => ColumnKind::Boolean,
-            _ => ColumnKind::Plain,
-        }
-    }
-}
-
-/// A result value as a wire value. Where C asserts (FLOAT in a DATETIME column, TEXT in a
-/// BOOLEAN column) the storage class is kept instead.
-pub fn to_wire_value(v: SqlValueRef<'_>, kind: ColumnKind) -> Value {
-    match (v, kind) {
-        (SqlValueRef::Integer(i), ColumnKind::Time) => Value::UnixTime(i),
-        (SqlValueRef::Text(t), ColumnKind::Time) => {
-            Value::Iso8601(String::from_utf8_lossy(t).into_owned())
-        }
-        (SqlValueRef::Null, ColumnKind::Time) => Value::Iso8601(String::new()),
-        (SqlValueRef::Integer(i), ColumnKind::Boolean) => Value::Boolean(i as u64),
-        (SqlValueRef::Null, ColumnKind::Boolean) => Value::Boolean(0),
-        (SqlValueRef::Integer(i), _) => Value::Integer(i),
-        (SqlValueRef::Real(f), _) => Value::Float(f),
-        (SqlValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        (SqlValueRef::Blob(b), _) => Value::Blob(b.to_vec()),
-        (SqlValueRef::Null, _) => Value::Null,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,20 +121,6 @@ mod tests {
         assert_eq!(
             &sql[..end],
             "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END;"
-        );
-    }
-
-    #[test]
-    fn boolean_column_with_text_does_not_crash() {
-        let v = to_wire_value(SqlValueRef::Text(b"yes"), ColumnKind::Boolean);
-        assert_eq!(v, Value::Text("yes".into()));
-        assert_eq!(
-            to_wire_value(SqlValueRef::Null, ColumnKind::Boolean),
-            Value::Boolean(0)
-        );
-        assert_eq!(
-            to_wire_value(SqlValueRef::Null, ColumnKind::Time),
-            Value::Iso8601(String::new())
         );
     }
 }

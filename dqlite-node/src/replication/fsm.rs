@@ -1,4 +1,4 @@
-//! The replicated state machine: databases (one worker thread each) and node metadata.
+//! The replicated state machine: every database of the node and the nodes' metadata.
 //!
 //! Every committed [`Command`] is applied in log order. Frames go to the database's worker,
 //! which publishes them if they are its own pending commit (leader) or appends them
@@ -15,149 +15,23 @@
 //! u32 CRC32C of every byte before it
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dqlite_raft::snapshot::SnapshotPayload;
 use dqlite_raft::state_machine::{SmError, SnapshotWriter, StateMachine};
-use dqlite_vfs::{Snapshot, Vfs};
+use dqlite_vfs::Snapshot;
 use openraft::EntryPayload;
-use tokio::sync::oneshot;
 
-use crate::command::Command;
-use crate::worker::{Job, WorkerHandle};
-
-openraft::declare_raft_types!(
-    /// openraft type configuration of a dqlite node: entries carry encoded [`Command`]s.
-    pub NodeConfig:
-        D = crate::command::EntryData,
-        R = (),
-        NodeId = u64,
-        Node = crate::fsm::Member,
-        Entry = openraft::Entry<NodeConfig>,
-        SnapshotData = dqlite_raft::snapshot::SnapshotFile,
-        AsyncRuntime = openraft::TokioRuntime,
-);
-
-/// A cluster member as openraft's membership records it.
-///
-/// Roles map onto openraft as: voter = voter; stand-by = learner; spare = learner with
-/// `spare` set. C dqlite's spares receive no log; here a spare is replicated like a stand-by
-/// (openraft replicates to every learner), and the flag records the role ADD and ASSIGN gave
-/// it, so that CLUSTER answers role 2 as C does.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Member {
-    /// Address (host:port) serving clients and Raft peers.
-    pub addr: String,
-    /// A non-voter that was added (ADD) or assigned (ASSIGN) the spare role.
-    pub spare: bool,
-}
-
-impl Member {
-    /// A voter or stand-by at `addr`.
-    pub fn new(addr: impl Into<String>) -> Self {
-        Self {
-            addr: addr.into(),
-            spare: false,
-        }
-    }
-}
-
-impl std::fmt::Display for Member {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.addr)?;
-        if self.spare {
-            f.write_str(" (spare)")?;
-        }
-        Ok(())
-    }
-}
-
-impl dqlite_raft::network::NodeAddr for Member {
-    fn addr(&self) -> &str {
-        &self.addr
-    }
-}
+use super::NodeConfig;
+use super::command::Command;
+use crate::database::Registry;
 
 const SNAPSHOT_VERSION: u8 = 1;
 
 /// Per-node metadata: failure domain and weight.
 pub type Metadata = BTreeMap<u64, (u64, u64)>;
-
-/// The databases of a node, by name, each served by its worker thread.
-#[derive(Debug)]
-pub struct Registry {
-    vfs: Vfs,
-    workers: Mutex<HashMap<String, WorkerHandle>>,
-}
-
-impl Registry {
-    /// An empty registry over `vfs`.
-    pub fn new(vfs: Vfs) -> Self {
-        Registry {
-            vfs,
-            workers: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The worker of database `name`, started if needed.
-    pub fn worker(&self, name: &str) -> Result<WorkerHandle, String> {
-        self.worker_within(name, usize::MAX)
-    }
-
-    /// Like [`worker`](Self::worker) for a client's OPEN: starts no worker for a new
-    /// database once `max` databases exist (each has its own thread and memory), so clients
-    /// cannot make a node start threads without bound. The FSM applies replicated commands
-    /// with [`worker`](Self::worker), without a limit: every member must hold every database.
-    /// The check and the start happen under one lock, so concurrent OPENs cannot pass the
-    /// limit together.
-    pub fn worker_within(&self, name: &str, max: usize) -> Result<WorkerHandle, String> {
-        let mut w = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = w.get(name) {
-            return Ok(h.clone());
-        }
-        if w.len() >= max {
-            return Err(format!(
-                "too many databases (this node serves at most {max})"
-            ));
-        }
-        let h = WorkerHandle::spawn(self.vfs.clone(), name.to_string())
-            .map_err(|e| format!("cannot start the worker of {name:?}: {e}"))?;
-        w.insert(name.to_string(), h.clone());
-        Ok(h)
-    }
-
-    /// The worker of database `name` if it exists.
-    pub fn existing(&self, name: &str) -> Option<WorkerHandle> {
-        self.workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
-    }
-
-    /// All databases and their workers, sorted by name.
-    pub fn all(&self) -> Vec<(String, WorkerHandle)> {
-        let mut v: Vec<_> = self
-            .workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
-    /// Stops every worker (dropping the senders ends their threads).
-    pub fn clear(&self) {
-        self.workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-}
 
 /// The openraft state machine of a node.
 pub struct Fsm {
@@ -167,28 +41,21 @@ pub struct Fsm {
 
 impl Fsm {
     /// A state machine over `registry`.
-    pub fn new(registry: Arc<Registry>, metadata: Arc<Mutex<Metadata>>) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, metadata: Arc<Mutex<Metadata>>) -> Self {
         Fsm { registry, metadata }
     }
 
     async fn apply_command(&self, cmd: Command) -> Result<(), SmError> {
         match cmd {
             Command::Open { db } => {
-                self.registry.worker(&db)?;
+                self.registry.get_or_start(&db)?;
             }
             Command::Frames { db, frames } => {
-                let w = self.registry.worker(&db)?;
-                let (tx, rx) = oneshot::channel();
-                if !w.send(Job::Apply { frames, reply: tx }) {
-                    return Err(format!("worker of {db:?} is gone").into());
-                }
-                rx.await
-                    .map_err(|_| format!("worker of {db:?} dropped an apply"))?
-                    .map_err(|e| format!("applying frames to {db:?}: {e}"))?;
+                self.registry.get_or_start(&db)?.apply(frames).await?;
             }
             Command::Checkpoint { db } => {
-                if let Some(w) = self.registry.existing(&db) {
-                    w.send(Job::Checkpoint);
+                if let Some(h) = self.registry.get(&db) {
+                    h.checkpoint();
                 }
             }
             Command::Metadata {
@@ -329,15 +196,9 @@ impl StateMachine<NodeConfig> for Fsm {
 
     async fn snapshot(&mut self) -> Result<FsmSnapshot, SmError> {
         let mut databases = Vec::new();
-        for (name, w) in self.registry.all() {
-            let (tx, rx) = oneshot::channel();
-            if !w.send(Job::Snapshot { reply: tx }) {
-                return Err(format!("worker of {name:?} is gone").into());
-            }
-            let snap = rx
-                .await
-                .map_err(|_| format!("worker of {name:?} dropped a snapshot"))?;
-            databases.push((name, snap));
+        for db in self.registry.all() {
+            let snap = db.snapshot().await?;
+            databases.push((db.name().to_string(), snap));
         }
         let metadata = self
             .metadata
@@ -355,17 +216,7 @@ impl StateMachine<NodeConfig> for Fsm {
         let (dbs, meta) = parse_snapshot(&bytes)?;
         for (name, image) in dbs {
             let snap = Snapshot::from_bytes(&image, 4096)?;
-            let w = self.registry.worker(&name)?;
-            let (tx, rx) = oneshot::channel();
-            if !w.send(Job::Restore {
-                snapshot: snap,
-                reply: tx,
-            }) {
-                return Err(format!("worker of {name:?} is gone").into());
-            }
-            rx.await
-                .map_err(|_| format!("worker of {name:?} dropped a restore"))?
-                .map_err(|e| format!("restoring {name:?}: {e}"))?;
+            self.registry.get_or_start(&name)?.restore(snap).await?;
         }
         *self.metadata.lock().unwrap_or_else(PoisonError::into_inner) = meta;
         Ok(())

@@ -1,10 +1,11 @@
 //! Database workers: one thread per open database, owning every SQLite connection of it.
 //!
-//! The VFS ties a database to one thread (its handles are `!Send`), so the async gateway and
-//! the FSM talk to a worker through a channel of [`Job`]s and get answers on oneshot
-//! channels. A worker never waits for Raft: after a write it hands the captured frames back
-//! to the gateway, which proposes them; the FSM later sends the same frames as
-//! [`Job::Apply`], which publishes the pending commit (leader) or appends them (follower).
+//! The VFS ties a database to one thread (its handles are `!Send`), so the rest of the node
+//! talks to a worker through a channel of [`Job`]s (wrapped by
+//! [`DatabaseHandle`](super::DatabaseHandle)) and gets answers on oneshot channels. A worker
+//! never waits for Raft: after a write it hands the captured frames back to the commit
+//! pipeline, which proposes them; the FSM later sends the same frames as [`Job::Apply`],
+//! which publishes the pending commit (leader) or appends them (follower).
 //!
 //! Writers are queued instead of failing with SQLITE_BUSY: a job whose statement hits the
 //! write lock (held by a pending commit or another connection's open transaction) is parked
@@ -28,8 +29,9 @@ use dqlite_wire::{RowsEncoder, RowsEnd, Value};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
+use super::statement::{first_statement_end, is_blank};
+use super::values::{ColumnKind, to_sql_value, to_wire_value};
 use crate::error::SqlFailure;
-use crate::sql::{ColumnKind, first_statement_end, is_blank, to_sql_value, to_wire_value};
 
 /// A gateway connection's id on a worker.
 pub type ConnId = u64;

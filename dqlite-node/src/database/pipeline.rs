@@ -6,11 +6,10 @@
 
 use std::time::Instant;
 
-use dqlite_vfs::Frames;
 use dqlite_wire::Value;
 
 use super::DatabaseHandle;
-use super::worker::{ConnId, Executed};
+use super::worker::{Applied, Capture, ConnId, Executed};
 use crate::error::SqlFailure;
 use crate::node::Shared;
 use crate::replication::command::Command;
@@ -26,23 +25,27 @@ pub(crate) async fn exec(
 ) -> Result<Executed, SqlFailure> {
     let deadline = Instant::now() + shared.options.write_wait;
     let mut e = db.exec(conn, sql, params, deadline).await?;
-    if let Some(frames) = e.frames.take() {
-        commit(shared, db, conn, frames).await?;
+    if let Some(capture) = e.commit.take() {
+        commit(shared, db, conn, capture).await?;
     }
     Ok(e)
 }
 
 /// Proposes a captured commit of `conn`; answers after it is committed and applied. On
 /// failure the commit is discarded locally and the outcome is unknown to the client (10506).
+/// A commit whose entry was skipped because another leader's entry changed the database
+/// first (see [`Applied::Superseded`]) fails with 10506 too: it is known not to have
+/// happened.
 pub(crate) async fn commit(
     shared: &Shared,
     db: &DatabaseHandle,
     conn: ConnId,
-    frames: Frames,
+    capture: Capture,
 ) -> Result<(), SqlFailure> {
     let cmd = Command::Frames {
         db: db.name().to_string(),
-        frames,
+        base: capture.base,
+        frames: capture.frames,
     };
     // Count this proposal in, then check for a handover (see `HandoverGate`).
     let Some(_counted) = shared.gate.enter() else {
@@ -50,6 +53,13 @@ pub(crate) async fn commit(
         return Err(SqlFailure::not_leader());
     };
     match shared.raft.propose(cmd.encode()).await {
+        Ok(p) if p.response == Applied::Superseded => {
+            db.abort(conn);
+            Err(SqlFailure::leadership_lost(
+                "leadership lost: the commit was not applied (another leader's commit came \
+                 first)",
+            ))
+        }
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::info!(error = %e, "proposal failed: aborting the commit");

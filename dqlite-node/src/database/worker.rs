@@ -59,6 +59,27 @@ pub struct Capture {
     /// the database before (0: none since it was created; `None`: unknown, after restoring
     /// a snapshot of a version that did not record it). See [`Applied::Superseded`].
     pub base: Option<u64>,
+    /// Says how the pending commit was settled by something other than its own proposal
+    /// (closed without a value if it was aborted or the worker stopped).
+    pub settled: oneshot::Receiver<Settled>,
+}
+
+/// How a pending commit left the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Its own entry was applied: the commit is visible.
+    Published,
+    /// Another Frames entry was applied first: the commit's own entry, if it is in the log at
+    /// all, is skipped when applied (its base is gone), so the commit will never happen.
+    Superseded,
+    /// A snapshot replaced the database: the commit may or may not be part of it.
+    Replaced,
+}
+
+/// The pending commit of a connection.
+struct PendingCommit {
+    conn: ConnId,
+    settled: oneshot::Sender<Settled>,
 }
 
 /// What applying a Frames entry did.
@@ -285,8 +306,8 @@ struct Worker {
     depth: usize,
     /// Suspended queries must stop (a snapshot is waiting to be installed).
     cancel_queries: bool,
-    /// The connection whose captured commit is pending (awaiting apply or abort).
-    pending_conn: std::cell::Cell<Option<ConnId>>,
+    /// The captured commit awaiting apply or abort, if any (the VFS holds its frames).
+    pending: Option<PendingCommit>,
     /// The log index of the last Frames entry applied (0: none yet; `None`: unknown, after
     /// restoring a snapshot that did not record it). A commit captured now is based on it.
     last_frames: Option<u64>,
@@ -323,7 +344,7 @@ impl Worker {
             deferred: VecDeque::new(),
             depth: 0,
             cancel_queries: false,
-            pending_conn: std::cell::Cell::new(None),
+            pending: None,
             last_frames: Some(0),
             lost: HashSet::new(),
         }
@@ -464,11 +485,7 @@ impl Worker {
                 params,
                 deadline,
                 reply,
-            } => match self.exec(conn, &sql, &params).inspect(|e| {
-                if e.commit.is_some() {
-                    self.pending_conn.set(Some(conn));
-                }
-            }) {
+            } => match self.exec(conn, &sql, &params) {
                 Err(e) if e.is_busy() && self.lock_may_free(conn) => {
                     return Tried::Busy(Job::Exec {
                         conn,
@@ -510,12 +527,7 @@ impl Worker {
                 let r = self.apply(&frames, base, index);
                 let _ = reply.send(r);
             }
-            Job::Abort { conn } => {
-                if self.pending_conn.get() == Some(conn) {
-                    self.db.abort();
-                    self.pending_conn.set(None);
-                }
-            }
+            Job::Abort { conn } => self.abort_pending_of(conn),
             Job::Checkpoint => {
                 if let Err(e) = self.db.checkpoint() {
                     tracing::warn!(db = %self.db.name(), error = %e, "checkpoint failed");
@@ -530,7 +542,7 @@ impl Worker {
             Job::Restore { image, reply } => {
                 self.void_transactions();
                 self.db.abort();
-                self.pending_conn.set(None);
+                self.settle(Settled::Replaced);
                 let r = self.db.restore(&image.snapshot).map_err(|e| e.to_string());
                 if r.is_ok() {
                     self.last_frames = image.last_frames;
@@ -611,11 +623,33 @@ impl Worker {
         })
     }
 
-    fn capture(&self, c: &Connection) -> Option<Capture> {
-        c.poll().map(|frames| Capture {
+    /// Takes the commit connection `conn` just captured, if it made one; it stays pending
+    /// until applied or aborted.
+    fn capture(&mut self, conn: ConnId, c: &Connection) -> Option<Capture> {
+        let frames = c.poll()?;
+        let (tx, settled) = oneshot::channel();
+        self.pending = Some(PendingCommit { conn, settled: tx });
+        Some(Capture {
             frames,
             base: self.last_frames,
+            settled,
         })
+    }
+
+    /// Tells the pending commit's proposer, if any, how it was settled.
+    fn settle(&mut self, how: Settled) {
+        if let Some(p) = self.pending.take() {
+            let _ = p.settled.send(how);
+        }
+    }
+
+    /// Discards the pending commit if it is `conn`'s (its proposal failed or nobody will
+    /// propose it).
+    fn abort_pending_of(&mut self, conn: ConnId) {
+        if self.pending.as_ref().is_some_and(|p| p.conn == conn) {
+            self.db.abort();
+            self.pending = None;
+        }
     }
 
     fn exec(&mut self, conn: ConnId, sql: &str, params: &[Value]) -> Result<Executed, SqlFailure> {
@@ -669,7 +703,7 @@ impl Worker {
             Ok(false) => Ok(Executed {
                 last_insert_id: c.last_insert_rowid(),
                 rows_affected: c.changes(),
-                commit: self.capture(c),
+                commit: self.capture(conn, c),
                 params_used: used,
                 consumed: end,
             }),
@@ -755,17 +789,13 @@ impl Worker {
         let last = enc
             .finish(RowsEnd::Done)
             .map_err(|e| SqlFailure::new(1, e.to_string()))?;
-        let commit = self.capture(c);
-        if commit.is_some() {
-            self.pending_conn.set(Some(conn));
-        }
-        if let Err(stop) = self.send_query_msg(out, QueryMsg::Done(last, commit))
-            && self.pending_conn.get() == Some(conn)
+        let commit = self.capture(conn, c);
+        if self
+            .send_query_msg(out, QueryMsg::Done(last, commit))
+            .is_err()
         {
             // Nobody will propose this commit: discard it rather than strand the write lock.
-            let _ = stop;
-            self.db.abort();
-            self.pending_conn.set(None);
+            self.abort_pending_of(conn);
         }
         Ok(())
     }
@@ -802,18 +832,24 @@ impl Worker {
             return Ok(Applied::Superseded);
         }
         // Whatever was pending is settled by this apply: published if these are its frames,
-        // discarded if another leader's entry won.
-        self.pending_conn.set(None);
-        match self.db.apply(frames) {
-            Ok(_) => {}
+        // void if another leader's entry won.
+        let outcome = match self.db.apply(frames) {
+            Ok(o) => o,
             Err(dqlite_vfs::Error::Busy { .. }) => {
                 // A local transaction holds the write lock while a commit from elsewhere
                 // arrives (leadership changed under it): that transaction is void, as C dqlite
                 // closes leader connections in this case.
                 self.void_transactions();
-                self.db.apply(frames).map_err(|e| e.to_string())?;
+                self.db.apply(frames).map_err(|e| e.to_string())?
             }
             Err(e) => return Err(e.to_string()),
+        };
+        if outcome.discarded_pending {
+            self.settle(Settled::Superseded);
+        } else {
+            // These frames were the pending commit (published or, should the WAL-index have
+            // changed under it, appended alike), or nothing was pending.
+            self.settle(Settled::Published);
         }
         self.last_frames = Some(index);
         Ok(Applied::Done)

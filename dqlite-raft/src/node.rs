@@ -411,15 +411,12 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
     /// Without read leases the election starts at once.
     pub async fn campaign(&self, deadline: std::time::Instant) -> Result<bool, NodeErr<C>> {
         if let Some(lease) = self.read_lease {
-            loop {
-                let Some(free) = self
-                    .net
-                    .leader_contact
-                    .last()
-                    .map(|t| t + lease + LEASE_MARGIN)
-                else {
-                    break;
-                };
+            while let Some(free) = self
+                .net
+                .leader_contact
+                .last()
+                .map(|t| t + lease + LEASE_MARGIN)
+            {
                 let now = std::time::Instant::now();
                 if now >= free {
                     break;

@@ -122,7 +122,12 @@ impl Shared {
     /// writes that hang; it refuses them instead and reports no leader until a quorum
     /// answers again or a newer leader deposes it.
     pub fn has_quorum(&self) -> bool {
-        let limit = Duration::from_millis(self.options.raft.raft.election_timeout_min);
+        self.heard_from_quorum_within(self.options.raft.raft.election_timeout_min)
+    }
+
+    /// Whether this node leads and a quorum acknowledged it within `ms` milliseconds.
+    pub fn heard_from_quorum_within(&self, ms: u64) -> bool {
+        let limit = Duration::from_millis(ms);
         self.raft.quorum_ack_age().is_some_and(|age| age < limit)
     }
 
@@ -236,6 +241,7 @@ impl Shared {
 pub struct NodeBuilder {
     id: u64,
     address: String,
+    bind: Option<String>,
     dir: PathBuf,
     join: Vec<String>,
     options: NodeOptions,
@@ -250,6 +256,7 @@ impl NodeBuilder {
         NodeBuilder {
             id,
             address: address.into(),
+            bind: None,
             dir: dir.into(),
             join: Vec::new(),
             options: NodeOptions::default(),
@@ -262,6 +269,14 @@ impl NodeBuilder {
     /// certificate the others trust; see [`TlsConfig`]).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Listen on `address` (`host:port`, port 0 for a free one) instead of the address the
+    /// node advertises to clients and peers (`NodeBuilder::new`), e.g. `0.0.0.0:9001` behind
+    /// a public name, or a private port behind a proxy.
+    pub fn bind(mut self, address: impl Into<String>) -> Self {
+        self.bind = Some(address.into());
         self
     }
 
@@ -293,18 +308,18 @@ impl NodeBuilder {
             path: self.dir.clone(),
             source,
         })?;
-        let listener =
-            TcpListener::bind(&self.address)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    address: self.address.clone(),
-                    source,
-                })?;
+        let listen_on = self.bind.clone().unwrap_or_else(|| self.address.clone());
+        let listener = TcpListener::bind(&listen_on)
+            .await
+            .map_err(|source| NodeError::Listen {
+                address: listen_on.clone(),
+                source,
+            })?;
         let local = listener.local_addr().map_err(|source| NodeError::Listen {
-            address: self.address.clone(),
+            address: listen_on.clone(),
             source,
         })?;
-        let address = if self.address.ends_with(":0") {
+        let address = if self.bind.is_none() && self.address.ends_with(":0") {
             local.to_string()
         } else {
             self.address.clone()

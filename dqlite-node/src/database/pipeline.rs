@@ -39,9 +39,11 @@ pub(crate) async fn exec(
 /// - its entry applied: success;
 /// - its entry skipped, or another entry settled the database first (see
 ///   [`Settled::Superseded`]): 10506, and the commit is known not to have happened;
-/// - the proposal failed, this node stopped leading, a snapshot replaced the database, or
-///   nothing settled it by `commit_timeout`: 10506 with the outcome unknown, and the pending
-///   commit is discarded here (if its entry commits after all, it is applied like any other).
+/// - the proposal failed, this node stopped leading or heard from no quorum for the longest
+///   election timeout (a partitioned leader: its entry cannot commit before a new leader is
+///   elected), a snapshot replaced the database, or nothing settled it by `commit_timeout`:
+///   10506 with the outcome unknown, and the pending commit is discarded here (if its entry
+///   commits after all, it is applied like any other).
 pub(crate) async fn commit(
     shared: &Shared,
     db: &DatabaseHandle,
@@ -67,6 +69,7 @@ pub(crate) async fn commit(
     let deadline = tokio::time::sleep(shared.options.commit_timeout);
     let mut settled = Some(settled);
     let mut metrics = shared.raft.metrics();
+    let quorum_patience = shared.options.raft.raft.election_timeout_max;
     tokio::pin!(propose, deadline);
     let unknown = |why: &str| {
         db.abort(conn);
@@ -99,9 +102,13 @@ pub(crate) async fn commit(
                     _ => settled = None,
                 }
             }
+            // openraft reports metrics at every turn of its loop, ticks included.
             changed = metrics.changed() => {
                 if changed.is_err() || metrics.borrow_and_update().state != ServerState::Leader {
                     return unknown("this node stopped leading");
+                }
+                if !shared.heard_from_quorum_within(quorum_patience) {
+                    return unknown("this node lost its quorum");
                 }
             }
             () = &mut deadline => return unknown("the commit timed out"),

@@ -229,3 +229,37 @@ async fn rollback_ends_a_transaction_the_node_rolled_back() {
             .is_some()
     );
 }
+
+/// F5: a pending commit whose own entry never comes (a deposed leader's, passed by another
+/// leader's entry or by a snapshot) tells its proposer how it ended, so the client is
+/// answered even though openraft never resolves such a proposal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_commit_says_how_it_was_settled_when_its_entry_never_comes() {
+    use crate::database::worker::Settled;
+    let (mut a, mut b) = two_nodes().await;
+    // Another leader's entry settles it first: superseded (known not to happen).
+    let mine = a.exec(1, "UPDATE t SET v = 5").await.unwrap().unwrap();
+    let theirs = frames(b.exec(1, "UPDATE t SET v = 7").await.unwrap().unwrap());
+    assert_eq!(
+        b.apply(3, std::slice::from_ref(&theirs)).await,
+        [Applied::Done]
+    );
+    assert_eq!(a.apply(3, &[theirs]).await, [Applied::Done]);
+    assert_eq!(mine.settled.await.unwrap(), Settled::Superseded);
+    // A snapshot replaces the database under it: the outcome is unknown.
+    let mine = a.exec(1, "UPDATE t SET v = 9").await.unwrap().unwrap();
+    let image = b.db().snapshot().await.unwrap();
+    a.db().restore(image).await.unwrap();
+    assert_eq!(mine.settled.await.unwrap(), Settled::Replaced);
+    assert_eq!(a.rows(1, "SELECT v FROM t").await, [[Value::Integer(7)]]);
+    // Its own entry: published.
+    let mine = a.exec(1, "UPDATE t SET v = 11").await.unwrap().unwrap();
+    let settled = mine.settled;
+    let entry = Command::Frames {
+        db: DB.into(),
+        base: mine.base,
+        frames: mine.frames,
+    };
+    assert_eq!(a.apply(4, &[entry]).await, [Applied::Done]);
+    assert_eq!(settled.await.unwrap(), Settled::Published);
+}

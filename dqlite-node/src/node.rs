@@ -55,6 +55,12 @@ pub struct NodeOptions {
     /// locally. Commits normally end much sooner: when applied, when another leader's
     /// entry supersedes them, or when this node stops leading. Default 30 s.
     pub commit_timeout: Duration,
+    /// A client connection that leaves a transaction open and sends nothing for this long
+    /// has it rolled back (the connection stays; its next statements fail with 10506 until
+    /// it ends the transaction), so that a client that vanished, or hangs, does not hold the
+    /// write lock for ever. `None`: never. Default 30 s. Connections also use TCP keepalive
+    /// (10 s idle, then 3 probes 5 s apart), which closes those whose peer vanished.
+    pub idle_transaction_timeout: Option<Duration>,
     /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
     pub heartbeat_timeout_ms: u64,
     /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
@@ -78,6 +84,7 @@ impl Default for NodeOptions {
             leader_local_reads: false,
             write_wait: Duration::from_secs(10),
             commit_timeout: Duration::from_secs(30),
+            idle_transaction_timeout: Some(Duration::from_secs(30)),
             max_message: 64 << 20,
             max_statements: 1024,
             max_connections: 1024,
@@ -606,6 +613,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    set_keepalive(&stream);
                     tasks.spawn(serve_connection(shared.clone(), stream, peer));
                 }
                 Err(e) => {
@@ -617,6 +625,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+}
+
+/// TCP keepalive on an accepted connection: a peer that vanished without closing (power
+/// loss, a cut network) is noticed after about 25 s of silence, and its connection closed
+/// (with it, a transaction it left open).
+fn set_keepalive(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive");
+    }
 }
 
 /// Completes TLS first when the node has it, then serves the stream.

@@ -775,12 +775,18 @@ impl Worker {
                 let batch = enc
                     .finish(RowsEnd::Part)
                     .map_err(|e| SqlFailure::new(1, e.to_string()))?;
-                match self.send_query_msg(out, QueryMsg::Batch(batch)) {
-                    Ok(()) => {}
-                    // The client went away: stop stepping.
-                    Err(Stop::Gone) => return Ok(()),
-                    // The gateway sees the channel close after the batches sent so far.
-                    Err(Stop::Cancelled) => return Ok(()),
+                if self.send_query_msg(out, QueryMsg::Batch(batch)).is_err() {
+                    // The client went away or interrupted the query, or a restore cancelled
+                    // it (the gateway sees the channel close after the batches sent so far):
+                    // stop stepping. A write the statement made (`… RETURNING`) commits
+                    // when the statement is reset; nobody will propose it, so it is
+                    // discarded rather than left holding the write lock.
+                    drop(rows);
+                    drop(stmt);
+                    if c.poll().is_some() {
+                        self.db.abort();
+                    }
+                    return Ok(());
                 }
                 enc = new_encoder()?;
             }

@@ -67,15 +67,16 @@ pub struct NodeOptions {
     /// it stops anyway. Default 5 s.
     pub handover_timeout: Duration,
     /// Raft settings (timeouts, snapshot policy, log store). `raft.read_lease` (default
-    /// `None`: every read asks a quorum) set to e.g. [`DEFAULT_READ_LEASE`] lets a read-index
-    /// round cover the reads of the next 200 ms (see `dqlite_raft::node::NodeOptions::read_lease`
-    /// for why that stays linearizable, and under which assumptions).
+    /// [`DEFAULT_READ_LEASE`]) lets a read-index round cover the reads of the next 200 ms
+    /// (see `dqlite_raft::node::NodeOptions::read_lease` for why that stays linearizable, and
+    /// under which assumptions); `None` makes every read ask a quorum.
     pub raft: RaftOptions,
 }
 
-/// The read lease `dqlite-node --read-lease` uses: well under the 800 ms a follower refuses other
-/// candidates after hearing from its leader (openraft's leader lease, the longest election
-/// timeout), leaving 600 ms for clock-rate differences and a paused leader.
+/// The read lease nodes use by default (`dqlite-node --no-read-lease` turns it off): well
+/// under the 800 ms a follower refuses other candidates after hearing from its leader
+/// (openraft's leader lease, the longest election timeout), leaving 600 ms for clock-rate
+/// differences and a paused leader; a follower asked to campaign waits it out first.
 pub const DEFAULT_READ_LEASE: Duration = Duration::from_millis(200);
 
 impl Default for NodeOptions {
@@ -91,7 +92,10 @@ impl Default for NodeOptions {
             max_databases: 1024,
             heartbeat_timeout_ms: 15000,
             handover_timeout: Duration::from_secs(5),
-            raft: RaftOptions::default(),
+            raft: RaftOptions {
+                read_lease: Some(DEFAULT_READ_LEASE),
+                ..RaftOptions::default()
+            },
         }
     }
 }

@@ -88,11 +88,18 @@ impl Cluster {
         self.nodes[id as usize - 1].handle().unwrap()
     }
 
-    /// A client of node `id`, straight to its listener (never cut).
+    /// A client of node `id`, straight to its listener (never cut), once it takes an OPEN
+    /// (only a leader does).
     async fn client(&self, id: u64) -> Client {
-        open(&self.nodes[id as usize - 1].local_addr().to_string(), DB)
-            .await
-            .unwrap()
+        let addr = self.nodes[id as usize - 1].local_addr().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match open(&addr, DB).await {
+                Ok(c) => return c,
+                Err(e) => assert!(Instant::now() < deadline, "OPEN on node {id}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The node among `among` that leads, once one does.
@@ -299,11 +306,17 @@ async fn a_follower_waits_out_its_leaders_read_lease_before_campaigning() {
         let mut t = Client::connect(&addr2).await.unwrap();
         t.call(Request::Transfer { node_id: 2 }).await
     });
-    // Node 2 takes a write as soon as it leads.
-    let mut c2 = cluster.client(2).await;
+    // Node 2 takes a write as soon as it leads (OPEN, too, needs a leader).
+    let addr2 = cluster.nodes[1].local_addr().to_string();
+    let mut c2 = None;
     let deadline = Instant::now() + Duration::from_secs(8);
     let acked = loop {
-        if is_result(&exec(&mut c2, "UPDATE t SET v = 1").await) {
+        if c2.is_none() {
+            c2 = open(&addr2, DB).await.ok();
+        }
+        if let Some(c) = c2.as_mut()
+            && is_result(&exec(c, "UPDATE t SET v = 1").await)
+        {
             break Instant::now();
         }
         assert!(Instant::now() < deadline, "node 2 never took a write");

@@ -47,6 +47,15 @@ async fn read_message(s: &mut TcpStream) -> Vec<u8> {
     m
 }
 
+/// Steps where dqlite-rs answers on purpose as C dqlite does since 1.18.2, not as the
+/// recorded 1.11 server: (transcript, step, expected FAILURE code, why).
+const DIVERGENCES: &[(&str, usize, u64, &str)] = &[(
+    "admin_single_node",
+    24,
+    dqlite_wire::constants::error_code::DQLITE_NOTFOUND,
+    "DUMP of an unknown database fails (1.11 answered two empty files)",
+)];
+
 async fn replay(path: &PathBuf) {
     let t: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let name = t["name"].as_str().unwrap().to_string();
@@ -75,6 +84,14 @@ async fn replay(path: &PathBuf) {
         }
         let expected = hex::decode(step["recv"].as_str().unwrap()).unwrap();
         let got = read_message(&mut s).await;
+        if let Some((_, _, code, why)) = DIVERGENCES.iter().find(|d| d.0 == name && d.1 == i) {
+            let ctx = ResponseContext::for_request(last_request.as_ref().unwrap());
+            match Response::decode_message(&got, &ctx).unwrap() {
+                Response::Failure(f) => assert_eq!(f.code, *code, "{name} step {i}: {why}"),
+                other => panic!("{name} step {i} ({why}): {other:?}"),
+            }
+            continue;
+        }
         let variable = step["variable"].as_array().map_or(0, Vec::len);
         let ctx = ResponseContext::for_request(last_request.as_ref().unwrap());
         if variable == 0 {

@@ -30,11 +30,14 @@ struct Args {
     /// Serve reads on the leader without a read-index round (C dqlite's behaviour).
     #[arg(long)]
     leader_local_reads: bool,
-    /// Let one read-index round cover the reads of the next 200 ms (a read lease) instead of
-    /// asking a quorum before every read; relies on clocks advancing at about the same rate
-    /// on every node. Give it to every node of the cluster.
-    #[arg(long)]
+    /// Accepted for compatibility: the read lease is on by default (see --no-read-lease).
+    #[arg(long, conflicts_with = "no_read_lease")]
     read_lease: bool,
+    /// Ask a quorum before every read instead of letting one read-index round cover the
+    /// reads of the next 200 ms (the default read lease, which relies on clocks advancing at
+    /// about the same rate on every node). Give it to every node of the cluster or none.
+    #[arg(long)]
+    no_read_lease: bool,
     /// Client connections served at once (one more gets a FAILURE naming the limit).
     #[arg(long, default_value_t = NodeOptions::default().max_connections)]
     max_connections: usize,
@@ -96,8 +99,10 @@ async fn run(args: Args) -> ExitCode {
         max_databases: args.max_databases,
         ..NodeOptions::default()
     };
-    if args.read_lease {
-        options.raft.read_lease = Some(dqlite_node::DEFAULT_READ_LEASE);
+    if args.no_read_lease {
+        options.raft.read_lease = None;
+    } else if args.read_lease {
+        tracing::debug!("--read-lease: the read lease is on by default");
     }
     let mut builder = Node::builder(args.id, args.address.clone(), args.dir.clone())
         .join(args.join.clone())

@@ -156,15 +156,16 @@ impl Session {
         Ok(Response::Empty)
     }
 
-    /// DUMP: the main file and WAL of a database (empty files for an unknown one).
+    /// DUMP: the main file and WAL of a database. An unknown one gets FAILURE(1002), as in C
+    /// dqlite since 1.18.2 (1.11 answered two empty files).
     pub async fn dump(&self, name: String) -> Result<Response, SqlFailure> {
-        let files = match self.shared.registry.get(&name) {
-            Some(db) => db.dump().await?,
-            None => dqlite_vfs::DatabaseFiles {
-                main: Vec::new(),
-                wal: Vec::new(),
-            },
+        let Some(db) = self.shared.registry.get(&name) else {
+            return Err(SqlFailure::new(
+                code::DQLITE_NOTFOUND,
+                "database does not exists",
+            ));
         };
+        let files = db.dump().await?;
         Ok(Response::Files {
             files: vec![
                 File {

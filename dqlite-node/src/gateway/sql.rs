@@ -17,13 +17,18 @@ use crate::error::{SqlFailure, code};
 const SQLITE_CANTOPEN: u64 = 14;
 
 impl Session {
-    /// OPEN: one database per connection.
+    /// OPEN: one database per connection, on the leader only (as in C dqlite since 1.18.2;
+    /// 1.11 also opened on followers, where every statement then failed): a client that
+    /// dialled a follower learns it at once.
     pub async fn open(&mut self, name: String) -> Result<Response, SqlFailure> {
         if self.db.is_some() {
             return Err(SqlFailure::new(
                 code::BUSY,
                 "a database for this connection is already open",
             ));
+        }
+        if !self.shared.is_leader() {
+            return Err(SqlFailure::not_leader());
         }
         let db = self
             .shared

@@ -1,6 +1,6 @@
 //! Key/value throughput against a real 3-node C dqlite 1.11 cluster and a 3-node dqlite-rs
 //! cluster (the release `dqlite-node` binary) in the same run, with this client and, when a
-//! Python >= 3.13 is found, the PyPI `dqlite-client` 0.8.0 running `shared/tools/kvbench.py`,
+//! Python >= 3.13 is found, the PyPI `dqlite-client` 0.8.0 running `benches/kvbench.py`,
 //! reporting the ratios dqlite-rs / C.
 //!
 //! The workload mirrors kvbench: table `model(key TEXT, value TEXT, UNIQUE(key))`,
@@ -160,7 +160,8 @@ fn find_python() -> Option<PathBuf> {
     })
 }
 
-/// The venv c-bench.sh uses, created the same way when missing.
+/// The virtualenv kvbench.py runs in (`$C_BENCH_VENV`, default `/tmp/c-bench-venv`, shared with
+/// the project's C benchmarks), created with the pinned PyPI client when missing.
 fn python_venv() -> Result<PathBuf, String> {
     if std::env::var("KVBENCH_PYTHON").is_ok_and(|p| p == "none") {
         return Err("KVBENCH_PYTHON=none".into());
@@ -207,7 +208,7 @@ fn python_phases(
     workers: usize,
     secs: f64,
 ) -> Result<(Phase, Phase), String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/kvbench.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kvbench.py");
     let json = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     let out = Command::new(py)
         .arg(&script)

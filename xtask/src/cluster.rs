@@ -96,7 +96,15 @@ pub fn run_cluster(args: &[String]) -> Result<(), String> {
 
 fn binary(release: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
-    cmd.args(["build", "-p", "dqlite-node", "--bin", "dqlite-node"]);
+    cmd.args([
+        "build",
+        "-p",
+        "dqlite-node",
+        "--features",
+        "cli",
+        "--bin",
+        "dqlite-node",
+    ]);
     if release {
         cmd.arg("--release");
     }

@@ -200,7 +200,7 @@ pub fn demo_binary() -> PathBuf {
 /// The `dqlite-node` binary to test: `$DQLITE_NODE_BIN` if set; else the one beside this
 /// executable's profile directory (`target/<profile>/dqlite-node`, which
 /// `cargo nextest run --workspace` and `cargo build --workspace` build); else built now with
-/// `cargo build -p dqlite-node --bin dqlite-node` (with `--release` when this executable is a
+/// `cargo build -p dqlite-node --features cli --bin dqlite-node` (with `--release` when this executable is a
 /// release build) into the same target directory. Panics with the reason when none can be had:
 /// the dqlite-rs tests must fail, never pass silently.
 ///
@@ -226,16 +226,24 @@ pub fn node_binary() -> PathBuf {
     build_node_binary(&profile_dir, release)
 }
 
-/// `cargo build -p dqlite-node --bin dqlite-node` into the target directory that holds
+/// `cargo build -p dqlite-node --features cli --bin dqlite-node` into the target directory that holds
 /// `profile_dir`, bounded by 30 minutes; returns the executable cargo reports.
 fn build_node_binary(profile_dir: &Path, release: bool) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dqlite-node/Cargo.toml");
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "-p", "dqlite-node", "--bin", "dqlite-node"])
-        .args(["--message-format", "json-render-diagnostics"])
-        .arg("--manifest-path")
-        .arg(&manifest);
+    cmd.args([
+        "build",
+        "-p",
+        "dqlite-node",
+        "--features",
+        "cli",
+        "--bin",
+        "dqlite-node",
+    ])
+    .args(["--message-format", "json-render-diagnostics"])
+    .arg("--manifest-path")
+    .arg(&manifest);
     if let Some(target_dir) = profile_dir.parent() {
         cmd.arg("--target-dir").arg(target_dir);
     }
@@ -253,7 +261,7 @@ fn build_node_binary(profile_dir: &Path, release: bool) -> PathBuf {
         .unwrap_or_else(|e| {
             panic!(
                 "cannot run {cargo:?} to build dqlite-node ({e}); build it with \
-                 `cargo build -p dqlite-node --bin dqlite-node` or set DQLITE_NODE_BIN"
+                 `cargo build -p dqlite-node --features cli --bin dqlite-node` or set DQLITE_NODE_BIN"
             )
         });
     let stdout = child.stdout.take().expect("piped stdout");
@@ -290,7 +298,7 @@ fn build_node_binary(profile_dir: &Path, release: bool) -> PathBuf {
     let exe = reader.join().expect("cargo output reader");
     assert!(
         status.success(),
-        "`cargo build -p dqlite-node --bin dqlite-node` failed ({status}); the dqlite-rs \
+        "`cargo build -p dqlite-node --features cli --bin dqlite-node` failed ({status}); the dqlite-rs \
          tests need that binary (or DQLITE_NODE_BIN)"
     );
     exe.unwrap_or_else(|| panic!("cargo built dqlite-node but reported no executable path"))

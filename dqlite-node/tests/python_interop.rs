@@ -493,8 +493,8 @@ fn run_suite(
 
 /// Tests that pass against C 1.11 and fail against dqlite-rs because of a known dqlite-rs bug:
 /// (node id, bug). They are reported but tolerated unless `INTEROP_STRICT=1`. Empty: the one
-/// entry (`FLOOR`, SQLite's math functions) was fixed by building the bundled SQLite with
-/// `SQLITE_ENABLE_MATH_FUNCTIONS` (`.cargo/config.toml`).
+/// entry (`FLOOR`, SQLite's math functions) was fixed by registering them on every connection
+/// (dqlite-vfs), so that every build of the node has them.
 const KNOWN_BUGS: &[(&str, &str)] = &[];
 
 /// Runs `suite` against a fresh dqlite-rs cluster and fails unless every test of its C 1.11

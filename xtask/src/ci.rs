@@ -119,7 +119,8 @@ fn python313_found() -> bool {
 }
 
 /// `cargo xtask package`: packages and verifies every publishable crate, each built from its
-/// tarball against the other crates' tarballs (CI's packaging step).
+/// tarball against the other crates' tarballs (CI's packaging step), then builds a program
+/// against the packaged `dqlite-vfs` outside the workspace and checks its SQL math functions.
 pub fn run_package(_args: &[String]) -> Result<(), String> {
     forget_packaged_sources()?;
     let mut pkg = cargo();
@@ -130,7 +131,8 @@ pub fn run_package(_args: &[String]) -> Result<(), String> {
         "xtask",
         "--allow-dirty",
     ]);
-    run(pkg)
+    run(pkg)?;
+    crate::packaged::check_math_functions()
 }
 
 /// The workspace's own publishable crates.

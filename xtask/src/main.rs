@@ -11,6 +11,7 @@ mod ci;
 mod cluster;
 mod cmd;
 mod fuzz;
+mod packaged;
 
 use std::process::ExitCode;
 

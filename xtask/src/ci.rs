@@ -129,6 +129,8 @@ pub fn run_package(_args: &[String]) -> Result<(), String> {
         "--workspace",
         "--exclude",
         "xtask",
+        "--exclude",
+        "dqlite-cluster",
         "--allow-dirty",
     ]);
     run(pkg)?;

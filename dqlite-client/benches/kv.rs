@@ -18,8 +18,7 @@
 //! `dqlite-demo` (Debian `go-dqlite`) for the C cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../tests/support/cluster.rs"]
-mod cluster;
+use dqlite_cluster as cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -283,7 +282,8 @@ struct Target {
 }
 
 fn start(rt: &tokio::runtime::Runtime, backend: cluster::Backend) -> Target {
-    let mut cluster = cluster::Cluster::start_with(backend, 3, None);
+    let mut cluster = cluster::Cluster::start(cluster::ClusterOptions::new(backend, 3))
+        .unwrap_or_else(|e| panic!("starting a {} cluster: {e}", backend.name()));
     let servers = cluster.servers();
     let client = rt.block_on(async {
         let c = Client::connect_with(servers.clone(), Config::default())
@@ -368,7 +368,7 @@ fn main() {
         })
         .collect();
     // No cluster test at the same time; the bench's own clusters share the one turn.
-    let turn = cluster::Turn::take();
+    let turn = cluster::Turn::take().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut targets: Vec<Target> = backends.iter().map(|&b| start(&rt, b)).collect();
     let py = python_venv();
@@ -451,7 +451,7 @@ fn main() {
         }
     }
     for t in &mut targets {
-        t.cluster.kill_all();
+        t.cluster.kill_all().unwrap();
     }
     drop(targets);
     drop(rt);

@@ -11,7 +11,7 @@
 //! let node = Node::builder(1, "127.0.0.1:0", dir.path()).start().await?;
 //! let handle = node.handle().expect("running");
 //! let leader = handle.wait_for_leader(Duration::from_secs(10)).await;
-//! assert_eq!(leader.map(|(id, _)| id), Some(1));
+//! assert_eq!(leader.map(|l| l.id), Some(1));
 //! assert_eq!(handle.role(), NodeRole::Leader);
 //! println!("serving dqlite clients on {}", node.local_addr());
 //! drop(handle);
@@ -49,7 +49,27 @@ mod sql;
 mod tls;
 mod worker;
 
+// The crates whose types appear in this crate's API, so that an embedding program uses the
+// very versions this crate is built with (openraft is pinned to `=0.9.25`).
+/// The Raft storage engine and network ([`NodeOptions::raft`] is its `node::NodeOptions`).
+pub use dqlite_raft;
+/// The VFS under every database (`fsm`, [`SqlFailure::from_vfs`]); its `rusqlite` re-export
+/// is the rusqlite of [`SqlFailure::from_sqlite`].
+pub use dqlite_vfs;
+/// openraft, pinned to `=0.9.25` ([`NodeHandle::metrics`], `fsm`).
+pub use openraft;
+/// rustls, for the certificate and key types of [`TlsConfig::from_der`].
+pub use rustls;
+
 pub use error::{NodeError, SqlFailure};
 pub use gateway::{LEADERSHIP_LOST, NOT_LEADER};
-pub use node::{DEFAULT_READ_LEASE, Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};
+pub use node::{
+    DEFAULT_READ_LEASE, LeaderInfo, MemberInfo, MemberRole, Node, NodeBuilder, NodeHandle,
+    NodeOptions, NodeRole,
+};
 pub use tls::TlsConfig;
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

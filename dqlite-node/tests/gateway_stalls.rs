@@ -20,10 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BOUND: Duration = Duration::from_secs(8);
 
 fn options() -> NodeOptions {
-    NodeOptions {
-        write_wait: Duration::from_secs(30),
-        ..NodeOptions::default()
-    }
+    NodeOptions::default().with_write_wait(Duration::from_secs(30))
 }
 
 async fn exec(c: &mut Client, sql: &str) -> Response {
@@ -242,11 +239,7 @@ async fn limits_answer_clearly_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let node = single(
         dir.path(),
-        NodeOptions {
-            max_message: 16 * 1024,
-            max_statements: 4,
-            ..options()
-        },
+        options().with_max_message(16 * 1024).with_max_statements(4),
     )
     .await;
     let addr = node.local_addr().to_string();

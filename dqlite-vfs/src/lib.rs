@@ -86,9 +86,18 @@ mod snapshot;
 mod storage;
 mod vfs;
 
+/// The rusqlite this crate is built on: [`Connection`] dereferences to
+/// [`rusqlite::Connection`], and its errors and values are rusqlite's.
+pub use rusqlite;
+
 pub use connection::Connection;
 pub use database::{ApplyOutcome, CheckpointOutcome, Database};
 pub use error::Error;
 pub use frames::Frames;
 pub use snapshot::{DatabaseFiles, Snapshot};
 pub use vfs::{Vfs, VfsConfig};
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -90,14 +90,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    let mut options = NodeOptions {
-        leader_local_reads: args.leader_local_reads,
-        max_connections: args.max_connections,
-        max_databases: args.max_databases,
-        ..NodeOptions::default()
-    };
+    let mut options = NodeOptions::default()
+        .with_leader_local_reads(args.leader_local_reads)
+        .with_max_connections(args.max_connections)
+        .with_max_databases(args.max_databases);
     if args.read_lease {
-        options.raft.read_lease = Some(dqlite_node::DEFAULT_READ_LEASE);
+        options.raft = options
+            .raft
+            .with_read_lease(Some(dqlite_node::DEFAULT_READ_LEASE));
     }
     let mut builder = Node::builder(args.id, args.address.clone(), args.dir.clone())
         .join(args.join.clone())

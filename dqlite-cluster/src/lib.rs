@@ -14,7 +14,7 @@
 //! // every process is killed when `cluster` is dropped.
 //! let mut cluster = Cluster::start(ClusterOptions::new(Backend::Rs, 3))?;
 //! let servers = cluster.servers_arg(); // "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"
-//! let leader = dqlite_cluster::leader(&cluster.nodes[0].address, std::time::Duration::from_secs(2))?;
+//! let leader = dqlite_cluster::leader(cluster.nodes[0].address(), std::time::Duration::from_secs(2))?;
 //! println!("{servers}, leader {leader:?}");
 //! cluster.nodes[0].kill()?; // SIGKILL, then wait until its port is closed
 //! cluster.nodes[0].restart()?; // same id, address and data

@@ -1,6 +1,6 @@
 //! Key/value throughput against a real 3-node C dqlite 1.11 cluster and a 3-node dqlite-rs
 //! cluster (the release `dqlite-node` binary) in the same run, with this client and, when a
-//! Python >= 3.13 is found, the PyPI `dqlite-client` 0.8.0 running `shared/tools/kvbench.py`,
+//! Python >= 3.13 is found, the PyPI `dqlite-client` 0.8.0 running `benches/kvbench.py`,
 //! reporting the ratios dqlite-rs / C.
 //!
 //! The workload mirrors kvbench: table `model(key TEXT, value TEXT, UNIQUE(key))`,
@@ -18,8 +18,7 @@
 //! `dqlite-demo` (Debian `go-dqlite`) for the C cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../tests/support/cluster.rs"]
-mod cluster;
+use dqlite_cluster as cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -160,7 +159,8 @@ fn find_python() -> Option<PathBuf> {
     })
 }
 
-/// The venv c-bench.sh uses, created the same way when missing.
+/// The virtualenv kvbench.py runs in (`$C_BENCH_VENV`, default `/tmp/c-bench-venv`, shared with
+/// the project's C benchmarks), created with the pinned PyPI client when missing.
 fn python_venv() -> Result<PathBuf, String> {
     if std::env::var("KVBENCH_PYTHON").is_ok_and(|p| p == "none") {
         return Err("KVBENCH_PYTHON=none".into());
@@ -207,7 +207,7 @@ fn python_phases(
     workers: usize,
     secs: f64,
 ) -> Result<(Phase, Phase), String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/kvbench.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kvbench.py");
     let json = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     let out = Command::new(py)
         .arg(&script)
@@ -282,7 +282,8 @@ struct Target {
 }
 
 fn start(rt: &tokio::runtime::Runtime, backend: cluster::Backend) -> Target {
-    let mut cluster = cluster::Cluster::start_with(backend, 3, None);
+    let mut cluster = cluster::Cluster::start(cluster::ClusterOptions::new(backend, 3))
+        .unwrap_or_else(|e| panic!("starting a {} cluster: {e}", backend.name()));
     let servers = cluster.servers();
     let client = rt.block_on(async {
         let c = Client::connect_with(servers.clone(), Config::default())
@@ -367,7 +368,7 @@ fn main() {
         })
         .collect();
     // No cluster test at the same time; the bench's own clusters share the one turn.
-    let turn = cluster::Turn::take();
+    let turn = cluster::Turn::take().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut targets: Vec<Target> = backends.iter().map(|&b| start(&rt, b)).collect();
     let py = python_venv();
@@ -450,7 +451,7 @@ fn main() {
         }
     }
     for t in &mut targets {
-        t.cluster.kill_all();
+        t.cluster.kill_all().unwrap();
     }
     drop(targets);
     drop(rt);

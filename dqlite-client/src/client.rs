@@ -232,6 +232,19 @@ impl Client {
         r
     }
 
+    /// Send TRANSFER(`id`) to the node at `address` itself rather than to the leader.
+    ///
+    /// A dqlite-rs voter that is not the leader takes a TRANSFER naming itself as "start an
+    /// election now" and answers once it leads or gives up: a dqlite-rs leader handing over
+    /// asks its target this way. A leader asked this way transfers as with
+    /// [`Client::transfer`]; a node that is neither answers "not leader".
+    pub async fn transfer_at(&self, address: &str, id: u64) -> Result<()> {
+        match self.direct(address, Req::Transfer { id }).await? {
+            Resp::Empty => Ok(()),
+            other => Err(unexpected(address.to_owned(), "TRANSFER", &other)),
+        }
+    }
+
     async fn expect_empty(&self, req: Req<'_>, name: &'static str) -> Result<()> {
         match self.admin(req, false).await? {
             (Resp::Empty, _) => Ok(()),

@@ -109,6 +109,10 @@ mod store;
 mod transport;
 mod value;
 
+/// rustls, for [`TlsConfig::new`]'s configuration (feature `tls`).
+#[cfg(feature = "tls")]
+pub use rustls;
+
 pub use backoff::Backoff;
 pub use client::{Client, Metadata};
 pub use codec::File;
@@ -125,3 +129,8 @@ pub use transport::Address;
 #[cfg(feature = "tls")]
 pub use transport::TlsConfig;
 pub use value::{FromValue, Params, Value, format_iso8601};
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

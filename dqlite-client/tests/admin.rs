@@ -77,7 +77,7 @@ async fn admin_then_failover(backend: Backend, select: Select) {
         backend.name(),
         cluster.logs()
     );
-    cluster.kill_all();
+    cluster.kill_all().unwrap();
 }
 
 async fn wait_for<F: FnMut(&[dqlite_client::NodeInfo]) -> bool>(
@@ -163,8 +163,8 @@ async fn add_spare_then_remove(client: &Client) {
 /// A real 4th node joins (C: the demo app makes it a spare, then a stand-by; dqlite-rs:
 /// `dqlite-node --join` makes it a voter), takes another role by ASSIGN, and is removed.
 async fn fourth_node(cluster: &mut Cluster, client: &Client) {
-    let i = tokio::task::block_in_place(|| cluster.add_node());
-    let fourth_addr = cluster.nodes[i].db.clone();
+    let i = tokio::task::block_in_place(|| cluster.add_node()).unwrap();
+    let fourth_addr = cluster.nodes[i].address().to_string();
     // dqlite-rs: the joiner ADDs itself (listed as a spare) and then ASSIGNs itself the
     // voter role; wait for the end of that, or our ASSIGN would race the node's own.
     let backend = cluster.backend;
@@ -201,7 +201,7 @@ async fn fourth_node(cluster: &mut Cluster, client: &Client) {
         n.iter().all(|x| x.id != fourth.id)
     })
     .await;
-    cluster.nodes[i].kill();
+    cluster.nodes[i].kill().unwrap();
     cluster.nodes.remove(i);
     wait_voters(client, 3, Duration::from_secs(30)).await;
 }
@@ -330,7 +330,7 @@ async fn failover(cluster: &mut Cluster, client: &Client) {
     let li = cluster.index_of(&leader.address).unwrap();
     let before = acked.lock().unwrap().len();
     assert!(before > 0, "no write acknowledged before the kill");
-    tokio::task::block_in_place(|| cluster.nodes[li].kill());
+    tokio::task::block_in_place(|| cluster.nodes[li].kill()).unwrap();
     *killed_at.lock().unwrap() = Some(Instant::now());
     writer.await.unwrap();
     let resumed = first_after.lock().unwrap().unwrap();

@@ -143,11 +143,10 @@ fn replay(path: &str) -> Handler {
     })
 }
 
-/// `$DQLITE_VECTORS/transcripts/NAME.json`, or the project's shared vectors next to the
-/// repository root.
+/// `$DQLITE_VECTORS/transcripts/NAME.json`, or the repository's `vectors/transcripts`.
 fn transcript(name: &str) -> String {
     let dir = std::env::var("DQLITE_VECTORS")
-        .unwrap_or_else(|_| format!("{}/../../shared/vectors", env!("CARGO_MANIFEST_DIR")));
+        .unwrap_or_else(|_| format!("{}/../vectors", env!("CARGO_MANIFEST_DIR")));
     format!("{dir}/transcripts/{name}.json")
 }
 

@@ -93,7 +93,7 @@ async fn sql_and_shell(backend: Backend, select: Select) {
     }
     run_cases(&cluster, cases, select).await;
     drop(client);
-    cluster.kill_all();
+    cluster.kill_all().unwrap();
 }
 
 async fn value_types(client: Client) {

@@ -11,7 +11,7 @@
 //! let node = Node::builder(1, "127.0.0.1:0", dir.path()).start().await?;
 //! let handle = node.handle().expect("running");
 //! let leader = handle.wait_for_leader(Duration::from_secs(10)).await;
-//! assert_eq!(leader.map(|(id, _)| id), Some(1));
+//! assert_eq!(leader.map(|l| l.id), Some(1));
 //! assert_eq!(handle.role(), NodeRole::Leader);
 //! println!("serving dqlite clients on {}", node.local_addr());
 //! drop(handle);
@@ -46,9 +46,24 @@ mod node;
 mod replication;
 mod tls;
 
+// The crates whose types appear in this crate's API, so that an embedding program uses the
+// very versions this crate is built with (openraft is pinned to `=0.9.25`).
+/// The Raft storage engine and network ([`NodeOptions::raft`] is its `node::NodeOptions`).
+pub use dqlite_raft;
+/// The VFS under every database ([`SqlFailure::from_vfs`]); its `rusqlite` re-export is the
+/// rusqlite of [`SqlFailure::from_sqlite`].
+pub use dqlite_vfs;
+/// openraft, pinned to `=0.9.25` ([`NodeHandle::metrics`], [`NodeConfig`]).
+pub use openraft;
+/// rustls, for the certificate and key types of [`TlsConfig::from_der`].
+pub use rustls;
+
 pub use error::{NodeError, SqlFailure};
 pub use membership::Member;
-pub use node::{DEFAULT_READ_LEASE, Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};
+pub use node::{
+    DEFAULT_READ_LEASE, LeaderInfo, MemberInfo, MemberRole, Node, NodeBuilder, NodeHandle,
+    NodeOptions, NodeRole,
+};
 pub use replication::{NodeConfig, command};
 pub use tls::TlsConfig;
 
@@ -56,3 +71,8 @@ pub use tls::TlsConfig;
 pub const NOT_LEADER: u64 = error::code::NOT_LEADER;
 /// SQLITE_IOERR_LEADERSHIP_LOST: leadership changed under a request.
 pub const LEADERSHIP_LOST: u64 = error::code::LEADERSHIP_LOST;
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -32,6 +32,7 @@ pub type Raft = RaftNode<NodeConfig, Fsm>;
 
 /// Tunables of a node. The defaults suit a LAN cluster.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeOptions {
     /// Serve reads on the leader without a read-index round (C dqlite's behaviour; a deposed
     /// leader may then serve stale reads for up to an election timeout). Default false.
@@ -92,11 +93,81 @@ impl Default for NodeOptions {
             max_databases: 1024,
             heartbeat_timeout_ms: 15000,
             handover_timeout: Duration::from_secs(5),
-            raft: RaftOptions {
-                read_lease: Some(DEFAULT_READ_LEASE),
-                ..RaftOptions::default()
-            },
+            raft: RaftOptions::default().with_read_lease(Some(DEFAULT_READ_LEASE)),
         }
+    }
+}
+
+/// Builders: `NodeOptions::default().with_...(...)`, one per field (the struct is
+/// `#[non_exhaustive]`, so that fields can be added without breaking callers).
+impl NodeOptions {
+    /// Sets [`NodeOptions::leader_local_reads`].
+    pub fn with_leader_local_reads(mut self, leader_local_reads: bool) -> Self {
+        self.leader_local_reads = leader_local_reads;
+        self
+    }
+
+    /// Sets [`NodeOptions::write_wait`].
+    pub fn with_write_wait(mut self, write_wait: Duration) -> Self {
+        self.write_wait = write_wait;
+        self
+    }
+
+    /// Sets [`NodeOptions::max_message`].
+    pub fn with_max_message(mut self, max_message: usize) -> Self {
+        self.max_message = max_message;
+        self
+    }
+
+    /// Sets [`NodeOptions::max_statements`].
+    pub fn with_max_statements(mut self, max_statements: usize) -> Self {
+        self.max_statements = max_statements;
+        self
+    }
+
+    /// Sets [`NodeOptions::max_connections`].
+    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Sets [`NodeOptions::max_databases`].
+    pub fn with_max_databases(mut self, max_databases: usize) -> Self {
+        self.max_databases = max_databases;
+        self
+    }
+
+    /// Sets [`NodeOptions::commit_timeout`].
+    pub fn with_commit_timeout(mut self, commit_timeout: Duration) -> Self {
+        self.commit_timeout = commit_timeout;
+        self
+    }
+
+    /// Sets [`NodeOptions::idle_transaction_timeout`].
+    pub fn with_idle_transaction_timeout(
+        mut self,
+        idle_transaction_timeout: Option<Duration>,
+    ) -> Self {
+        self.idle_transaction_timeout = idle_transaction_timeout;
+        self
+    }
+
+    /// Sets [`NodeOptions::heartbeat_timeout_ms`].
+    pub fn with_heartbeat_timeout_ms(mut self, heartbeat_timeout_ms: u64) -> Self {
+        self.heartbeat_timeout_ms = heartbeat_timeout_ms;
+        self
+    }
+
+    /// Sets [`NodeOptions::handover_timeout`].
+    pub fn with_handover_timeout(mut self, handover_timeout: Duration) -> Self {
+        self.handover_timeout = handover_timeout;
+        self
+    }
+
+    /// Sets [`NodeOptions::raft`] (Raft settings).
+    pub fn with_raft(mut self, raft: RaftOptions) -> Self {
+        self.raft = raft;
+        self
     }
 }
 
@@ -445,6 +516,40 @@ pub struct NodeHandle {
     shared: Arc<Shared>,
 }
 
+/// A member of the cluster's current configuration ([`NodeHandle::members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberInfo {
+    /// Node id.
+    pub id: u64,
+    /// The address it advertises (clients and Raft).
+    pub address: String,
+    /// Its role.
+    pub role: MemberRole,
+}
+
+/// A member's role, as CLUSTER reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRole {
+    /// Votes and replicates.
+    Voter,
+    /// Replicates without voting (an openraft learner).
+    Standby,
+    /// Neither votes nor is counted on (dqlite-rs replicates to it anyway: it is a learner
+    /// flagged spare).
+    Spare,
+}
+
+/// The leader a node knows of ([`NodeHandle::leader`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaderInfo {
+    /// The leader's node id.
+    pub id: u64,
+    /// The address it advertises.
+    pub address: String,
+}
+
 /// A node's role in Raft, as far as it knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeRole {
@@ -567,14 +672,28 @@ impl NodeHandle {
         }
     }
 
-    /// The leader this node knows of: id and address.
-    pub fn leader(&self) -> Option<(u64, String)> {
-        self.shared.leader()
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<LeaderInfo> {
+        self.shared
+            .leader()
+            .map(|(id, address)| LeaderInfo { id, address })
     }
 
-    /// Members of the current configuration: id, address, voter or not.
-    pub fn members(&self) -> Vec<(u64, String, bool)> {
-        self.shared.members()
+    /// Members of the current configuration, with their roles.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.shared
+            .member_roles()
+            .into_iter()
+            .map(|(id, address, role)| MemberInfo {
+                id,
+                address,
+                role: match role {
+                    dqlite_wire::Role::Voter => MemberRole::Voter,
+                    dqlite_wire::Role::Standby => MemberRole::Standby,
+                    dqlite_wire::Role::Spare => MemberRole::Spare,
+                },
+            })
+            .collect()
     }
 
     /// Raft metrics (term, indexes, membership, replication).
@@ -594,7 +713,7 @@ impl NodeHandle {
     }
 
     /// Waits until some node is known as leader, up to `timeout`.
-    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<(u64, String)> {
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<LeaderInfo> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(l) = self.leader() {

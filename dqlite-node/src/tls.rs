@@ -121,4 +121,11 @@ impl TlsConfig {
     pub(crate) fn server_name(&self) -> ServerName<'static> {
         self.server_name.clone()
     }
+
+    /// The same client side for `dqlite-client`, for the node's own client requests (joining,
+    /// handing leadership over).
+    pub(crate) fn client_tls(&self) -> dqlite_client::TlsConfig {
+        dqlite_client::TlsConfig::new(self.client.clone())
+            .with_server_name(self.server_name.to_str().into_owned())
+    }
 }

@@ -367,10 +367,7 @@ async fn rows_stream_in_batches_and_state_survives_restart_from_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_of_a_database_over_the_limit_fails_and_the_others_stay_open() {
     let dir = tempfile::tempdir().unwrap();
-    let options = NodeOptions {
-        max_databases: 2,
-        ..NodeOptions::default()
-    };
+    let options = NodeOptions::default().with_max_databases(2);
     let node = single(dir.path(), options).await;
     let addr = node.local_addr().to_string();
     let mut a = open(&addr, "a.db").await.unwrap();
@@ -405,11 +402,9 @@ async fn open_of_a_database_over_the_limit_fails_and_the_others_stay_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_local_reads_and_connection_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let options = NodeOptions {
-        leader_local_reads: true,
-        max_connections: 2,
-        ..NodeOptions::default()
-    };
+    let options = NodeOptions::default()
+        .with_leader_local_reads(true)
+        .with_max_connections(2);
     let node = single(dir.path(), options).await;
     let addr = node.local_addr().to_string();
     let mut a = open(&addr, "l.db").await.unwrap();

@@ -20,10 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BOUND: Duration = Duration::from_secs(8);
 
 fn options() -> NodeOptions {
-    NodeOptions {
-        write_wait: Duration::from_secs(30),
-        ..NodeOptions::default()
-    }
+    NodeOptions::default().with_write_wait(Duration::from_secs(30))
 }
 
 async fn exec(c: &mut Client, sql: &str) -> Response {
@@ -242,11 +239,7 @@ async fn limits_answer_clearly_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let node = single(
         dir.path(),
-        NodeOptions {
-            max_message: 16 * 1024,
-            max_statements: 4,
-            ..options()
-        },
+        options().with_max_message(16 * 1024).with_max_statements(4),
     )
     .await;
     let addr = node.local_addr().to_string();
@@ -337,10 +330,7 @@ async fn an_idle_transaction_is_rolled_back_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let node = single(
         dir.path(),
-        NodeOptions {
-            idle_transaction_timeout: Some(Duration::from_millis(500)),
-            ..options()
-        },
+        options().with_idle_transaction_timeout(Some(Duration::from_millis(500))),
     )
     .await;
     let addr = node.local_addr().to_string();

@@ -202,11 +202,7 @@ async fn create_table(c: &mut Client) {
 /// report no leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_its_quorum_stops_serving() {
-    let cluster = Cluster::start(|| NodeOptions {
-        leader_local_reads: true,
-        ..options()
-    })
-    .await;
+    let cluster = Cluster::start(|| options().with_leader_local_reads(true)).await;
     let mut c1 = cluster.client(1).await;
     create_table(&mut c1).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

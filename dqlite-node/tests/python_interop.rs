@@ -25,9 +25,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The directory of the Python scripts and baselines.
@@ -41,49 +40,6 @@ const C_HOST: &str = "127.0.0.2";
 const RS_HOST: &str = "127.0.0.3";
 
 // --- processes ------------------------------------------------------------------------------
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A port free on `host` right now (bound, then released).
-fn free_port(host: &str) -> u16 {
-    TcpListener::bind((host, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn port_open(addr: &str) -> bool {
-    let a: SocketAddr = addr.parse().unwrap();
-    TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok()
-}
 
 /// Runs `cmd` to completion within `limit`, killing it past the deadline. Returns
 /// (success, stdout, stderr); stderr is also copied to this test's stderr.
@@ -130,106 +86,35 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> (bool, String, String) {
 
 // --- clusters -------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Backend {
-    /// C dqlite 1.11 in go-dqlite's `dqlite-demo`.
-    C,
-    /// This crate's `dqlite-node`.
-    Rs,
-}
+use dqlite_cluster::{Backend, ClusterOptions};
 
-/// A 3-node cluster in a temporary directory; its processes die with it.
+/// A 3-node cluster started by the workspace's launcher (`dqlite-cluster`) in a temporary
+/// directory; its processes die with it.
 struct Cluster {
-    backend: Backend,
-    nodes: Vec<Proc>,
+    inner: dqlite_cluster::Cluster,
     servers: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-fn demo_binary() -> PathBuf {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| Path::new(d).join("dqlite-demo"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "dqlite-demo not found in PATH: this test compares with the real C dqlite 1.11. \
-                 Install it with `apt-get install -y go-dqlite libdqlite0 libraft2`."
-            )
-        })
 }
 
 impl Cluster {
     fn start(backend: Backend) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("python-interop-")
-            .tempdir()
-            .unwrap();
-        let host = match backend {
+        let mut options = ClusterOptions::new(backend, 3);
+        options.host = match backend {
             Backend::C => C_HOST,
             Backend::Rs => RS_HOST,
-        };
-        let mut c = Cluster {
-            backend,
-            nodes: Vec::new(),
-            servers: Vec::new(),
-            dir,
-        };
-        for i in 1..=3usize {
-            let db = format!("{host}:{}", free_port(host));
-            let log = c.dir.path().join(format!("n{i}.log"));
-            let logf = std::fs::File::create(&log).unwrap();
-            let join = (i > 1).then(|| c.servers[0].clone());
-            let (mut cmd, ready) = match backend {
-                Backend::C => {
-                    let api = format!("{host}:{}", free_port(host));
-                    let mut cmd = Command::new(demo_binary());
-                    cmd.args(["--api", &api, "--db", &db, "--dir"])
-                        .arg(c.dir.path().join("data"));
-                    (cmd, api)
-                }
-                Backend::Rs => {
-                    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dqlite-node"));
-                    cmd.args(["--id", &i.to_string(), "--address", &db, "--dir"])
-                        .arg(c.dir.path().join(format!("n{i}")))
-                        .env(
-                            "RUST_LOG",
-                            std::env::var("DQLITE_NODE_LOG").unwrap_or_else(|_| "warn".into()),
-                        );
-                    (cmd, db.clone())
-                }
-            };
-            if let Some(j) = &join {
-                cmd.arg("--join").arg(j);
-            }
-            cmd.stdin(Stdio::null())
-                .stdout(logf.try_clone().unwrap())
-                .stderr(logf);
-            let child = cmd.spawn().unwrap();
-            let mut p = Proc {
-                child: Some(child),
-                log,
-            };
-            // The demo app opens its API port once the node has joined; a dqlite-rs node
-            // listens at once and joins in the background (compare.py wait covers the rest).
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !port_open(&ready) {
-                assert!(
-                    p.running(),
-                    "{backend:?} node {i} exited at start:\n{}",
-                    p.log_tail()
-                );
-                assert!(
-                    Instant::now() < deadline,
-                    "{backend:?} node {i} not ready after 60s:\n{}",
-                    p.log_tail()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            c.nodes.push(p);
-            c.servers.push(db);
         }
+        .to_string();
+        if backend == Backend::Rs {
+            options.binary = Some(PathBuf::from(env!("CARGO_BIN_EXE_dqlite-node")));
+        }
+        // The demo app opens its API port once the node has joined; a dqlite-rs node
+        // listens at once and joins in the background (compare.py wait covers the rest).
+        options.first_ready_timeout = Duration::from_secs(60);
+        let inner = dqlite_cluster::Cluster::start(options)
+            .unwrap_or_else(|e| panic!("starting the {} cluster: {e}", backend.name()));
+        let c = Cluster {
+            servers: inner.addresses(),
+            inner,
+        };
         let py = python();
         let mut cmd = Command::new(&py);
         cmd.arg(interop_dir().join("compare.py")).args([
@@ -249,19 +134,11 @@ impl Cluster {
     }
 
     fn all_running(&mut self) -> bool {
-        self.nodes.iter_mut().all(Proc::running)
+        self.inner.all_running()
     }
 
     fn logs(&self) -> String {
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let b = self.backend;
-                format!("--- {b:?} node {} log tail:\n{}", i + 1, n.log_tail())
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.inner.logs()
     }
 
     /// Replaces each node address by `<node>`: which node leads is not part of the result.
@@ -528,8 +405,8 @@ fn run_suite(
 
 /// Tests that pass against C 1.11 and fail against dqlite-rs because of a known dqlite-rs bug:
 /// (node id, bug). They are reported but tolerated unless `INTEROP_STRICT=1`. Empty: the one
-/// entry (`FLOOR`, SQLite's math functions) was fixed by building the bundled SQLite with
-/// `SQLITE_ENABLE_MATH_FUNCTIONS` (`.cargo/config.toml`).
+/// entry (`FLOOR`, SQLite's math functions) was fixed by registering them on every connection
+/// (dqlite-vfs), so that every build of the node has them.
 const KNOWN_BUGS: &[(&str, &str)] = &[];
 
 /// Runs `suite` against a fresh dqlite-rs cluster and fails unless every test of its C 1.11

@@ -14,12 +14,12 @@ use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// `$DQLITE_VECTORS/transcripts`, or `../shared/vectors/transcripts` next to the repository
-/// root (as dqlite-wire's vector test). The test fails when none are found.
+/// `$DQLITE_VECTORS/transcripts`, or the repository's `vectors/transcripts` (as dqlite-wire's
+/// vector test). The test fails when none are found.
 fn candidates() -> Vec<PathBuf> {
     let dir = match std::env::var_os("DQLITE_VECTORS") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors"),
     }
     .join("transcripts");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)

@@ -50,7 +50,11 @@
 //!
 //! Type configurations: anything implementing [`TypeConfig`] (declare it with
 //! `openraft::declare_raft_types!` using `openraft::Entry<Self>` entries,
-//! [`snapshot::SnapshotFile`] snapshot data and the tokio runtime); see [`testing::TestConfig`].
+//! [`snapshot::SnapshotFile`] snapshot data and the tokio runtime); see `testing::TestConfig`.
+//!
+//! # Features
+//! - `testing`: the `testing` module, a small state machine and type configuration for tests,
+//!   benches and examples (the example above uses it). Not part of the stable API.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -67,7 +71,12 @@ pub mod recovery;
 pub mod segment;
 pub mod snapshot;
 pub mod state_machine;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+/// The openraft this crate is built on (pinned to `=0.9.25`): its types appear in this crate's
+/// API (`openraft::Config`, `Raft`, `RaftMetrics`, `Entry`, …), so use them from here.
+pub use openraft;
 
 use openraft::{Entry, RaftTypeConfig};
 
@@ -101,3 +110,8 @@ impl<T> TypeConfig for T where
         >
 {
 }
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

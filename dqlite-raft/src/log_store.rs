@@ -31,6 +31,7 @@ const VOTE_MAGIC: &[u8; 8] = b"DQRVOTE\0";
 
 /// Settings of a [`LogStore`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LogConfig {
     /// Size of each preallocated segment file. Default 8 MiB.
     pub segment_size: u64,
@@ -49,6 +50,28 @@ impl Default for LogConfig {
             cache_bytes: 16 << 20,
             fail_sync: None,
         }
+    }
+}
+
+/// Builders: `LogConfig::default().with_...(...)`, one per field (the struct is
+/// `#[non_exhaustive]`, so that fields can be added without breaking callers).
+impl LogConfig {
+    /// Sets [`LogConfig::segment_size`].
+    pub fn with_segment_size(mut self, segment_size: u64) -> Self {
+        self.segment_size = segment_size;
+        self
+    }
+
+    /// Sets [`LogConfig::cache_bytes`].
+    pub fn with_cache_bytes(mut self, cache_bytes: usize) -> Self {
+        self.cache_bytes = cache_bytes;
+        self
+    }
+
+    /// Sets [`LogConfig::fail_sync`].
+    pub fn with_fail_sync(mut self, fail_sync: Option<u64>) -> Self {
+        self.fail_sync = fail_sync;
+        self
     }
 }
 

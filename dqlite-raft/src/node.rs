@@ -21,6 +21,7 @@ use crate::state_machine::{StateMachine, StateMachineStore};
 
 /// Settings of a [`RaftNode`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeOptions {
     /// openraft's settings; [`NodeOptions::low_latency_raft_config`] by default.
     pub raft: Config,
@@ -59,6 +60,40 @@ impl Default for NodeOptions {
             eager_push: true,
             read_lease: None,
         }
+    }
+}
+
+/// Builders: `NodeOptions::default().with_...(...)`, one per field (the struct is
+/// `#[non_exhaustive]`, so that fields can be added without breaking callers).
+impl NodeOptions {
+    /// Sets [`NodeOptions::raft`] (openraft's settings).
+    pub fn with_raft(mut self, raft: Config) -> Self {
+        self.raft = raft;
+        self
+    }
+
+    /// Sets [`NodeOptions::log`].
+    pub fn with_log(mut self, log: LogConfig) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Sets [`NodeOptions::net`].
+    pub fn with_net(mut self, net: NetConfig) -> Self {
+        self.net = net;
+        self
+    }
+
+    /// Sets [`NodeOptions::eager_push`].
+    pub fn with_eager_push(mut self, eager_push: bool) -> Self {
+        self.eager_push = eager_push;
+        self
+    }
+
+    /// Sets [`NodeOptions::read_lease`].
+    pub fn with_read_lease(mut self, read_lease: Option<std::time::Duration>) -> Self {
+        self.read_lease = read_lease;
+        self
     }
 }
 

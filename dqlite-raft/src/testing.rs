@@ -1,4 +1,5 @@
-//! A small state machine and type configuration for tests, benches and examples.
+//! A small state machine and type configuration for tests, benches and examples (feature
+//! `testing`; not part of the stable API).
 //!
 //! [`DigestStateMachine`] folds every applied payload into a running checksum, so two replicas
 //! that applied the same entries in the same order have the same [`Digest`], whatever the log

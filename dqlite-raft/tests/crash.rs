@@ -32,11 +32,9 @@ use rand::RngExt;
 type Log = LogStore<TestConfig>;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_size: 64 << 10,
-        cache_bytes: 64 << 10,
-        fail_sync: None,
-    }
+    LogConfig::default()
+        .with_segment_size(64 << 10)
+        .with_cache_bytes(64 << 10)
 }
 
 fn payload(index: u64) -> Vec<u8> {
@@ -378,14 +376,8 @@ fn failed_fdatasync_poisons_the_store() {
         .enable_all()
         .build()
         .unwrap();
-    let (mut log, _) = LogStore::<TestConfig>::open(
-        tmp.path(),
-        LogConfig {
-            fail_sync: Some(3),
-            ..config()
-        },
-    )
-    .unwrap();
+    let (mut log, _) =
+        LogStore::<TestConfig>::open(tmp.path(), config().with_fail_sync(Some(3))).unwrap();
     rt.block_on(async {
         log.append_durable([entry(0)]).await.unwrap();
         log.append_durable([entry(1)]).await.unwrap();

@@ -23,12 +23,10 @@ impl StoreBuilder<TestConfig, LogStore<TestConfig>, Sm, tempfile::TempDir> for B
         &self,
     ) -> Result<(tempfile::TempDir, LogStore<TestConfig>, Sm), StorageError<u64>> {
         let dir = tempfile::tempdir().map_err(err)?;
-        let config = LogConfig {
-            // Small segments so that the suite also crosses segment boundaries.
-            segment_size: 8192,
-            cache_bytes: 1024,
-            fail_sync: None,
-        };
+        // Small segments so that the suite also crosses segment boundaries.
+        let config = LogConfig::default()
+            .with_segment_size(8192)
+            .with_cache_bytes(1024);
         let (log, _) = LogStore::open(&dir.path().join("log"), config).map_err(err)?;
         let sm =
             StateMachineStore::open(&dir.path().join("snapshots"), DigestStateMachine::default())

@@ -22,7 +22,9 @@ pub(crate) enum ConnectionKind {
 }
 
 /// An SQLite connection on a [`Database`], configured like C dqlite's: WAL mode,
-/// `synchronous=OFF`, `wal_autocheckpoint=0`, no checkpoint on close, foreign keys on, and
+/// `synchronous=OFF`, `wal_autocheckpoint=0`, no checkpoint on close, foreign keys on, SQLite's
+/// math functions (`floor`, `sqrt`, `pow`, `ln`, … as Debian's SQLite under C dqlite has them,
+/// whatever the build of the bundled SQLite), and
 /// an authorizer that refuses changing `journal_mode`, `page_size`, `synchronous`,
 /// `wal_autocheckpoint`, `locking_mode`, `journal_size_limit`, running `wal_checkpoint`
 /// (checkpoints belong to [`Database::checkpoint`]) and attaching files.
@@ -138,6 +140,13 @@ fn configure(
     }
     conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA foreign_keys=ON")?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    // SAFETY: the handle is valid for the life of `conn`, which is used by this thread only.
+    if let Err(rc) = unsafe { crate::math::register(conn.handle()) } {
+        return Err(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(rc),
+            Some("registering the math functions".into()),
+        ));
+    }
     if kind == ConnectionKind::User {
         // SAFETY: the handle is valid for the life of `conn`; the authorizer is a plain
         // function without user data, so no pointer can dangle.

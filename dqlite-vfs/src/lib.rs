@@ -80,10 +80,15 @@ mod error;
 mod file;
 mod format;
 mod frames;
+mod math;
 mod shm;
 mod snapshot;
 mod storage;
 mod vfs;
+
+/// The rusqlite this crate is built on: [`Connection`] dereferences to
+/// [`rusqlite::Connection`], and its errors and values are rusqlite's.
+pub use rusqlite;
 
 pub use connection::Connection;
 pub use database::{ApplyOutcome, CheckpointOutcome, Database};
@@ -91,3 +96,8 @@ pub use error::Error;
 pub use frames::Frames;
 pub use snapshot::{DatabaseFiles, Snapshot};
 pub use vfs::{Vfs, VfsConfig};
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -17,6 +17,7 @@ use crate::storage::DbState;
 
 /// Configuration of a [`Vfs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VfsConfig {
     /// Page size of new databases (a power of two in 512..=65536). Every node of a cluster
     /// must use the same one, since frames carry raw pages. Default 4096.
@@ -32,6 +33,22 @@ impl Default for VfsConfig {
             page_size: 4096,
             checkpoint_threshold: 1000,
         }
+    }
+}
+
+/// Builders: `VfsConfig::default().with_...(...)`, one per field (the struct is
+/// `#[non_exhaustive]`, so that fields can be added without breaking callers).
+impl VfsConfig {
+    /// Sets [`VfsConfig::page_size`].
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Sets [`VfsConfig::checkpoint_threshold`].
+    pub fn with_checkpoint_threshold(mut self, checkpoint_threshold: u32) -> Self {
+        self.checkpoint_threshold = checkpoint_threshold;
+        self
     }
 }
 

@@ -158,10 +158,7 @@ fn follower_readers_keep_their_snapshot() {
 
 #[test]
 fn checkpoint_waits_for_readers_and_snapshots_stay_consistent() {
-    let config = VfsConfig {
-        checkpoint_threshold: 20,
-        ..VfsConfig::default()
-    };
+    let config = VfsConfig::default().with_checkpoint_threshold(20);
     let vfs = vfs("checkpoint", config);
     let db = vfs.open_database("a").unwrap();
     let f = vfs.open_database("f").unwrap();
@@ -250,13 +247,7 @@ fn restore_refuses_while_busy_and_checks_page_size() {
     db.restore(&snap).unwrap();
     let other = Snapshot::from_bytes(&vec![0u8; 1024], 512).unwrap_err();
     assert!(matches!(other, Error::InvalidSnapshot(_)));
-    let vfs512 = common::vfs(
-        "restore-512",
-        VfsConfig {
-            page_size: 512,
-            ..VfsConfig::default()
-        },
-    );
+    let vfs512 = common::vfs("restore-512", VfsConfig::default().with_page_size(512));
     let small = vfs512.open_database("s").unwrap();
     assert!(matches!(
         small.restore(&snap),
@@ -267,13 +258,7 @@ fn restore_refuses_while_busy_and_checks_page_size() {
 #[test]
 fn page_sizes_from_512_to_65536() {
     for page_size in [512, 1024, 4096, 32768, 65536] {
-        let vfs = vfs(
-            "pagesize",
-            VfsConfig {
-                page_size,
-                ..VfsConfig::default()
-            },
-        );
+        let vfs = vfs("pagesize", VfsConfig::default().with_page_size(page_size));
         let db = vfs.open_database("a").unwrap();
         let f = vfs.open_database("f").unwrap();
         let w = db.connect().unwrap();

@@ -137,11 +137,8 @@ fn shared_vfs() -> &'static Vfs {
     VFS.get_or_init(|| {
         vfs(
             "equivalence",
-            VfsConfig {
-                // Low, so that automatic checkpoints happen within a case.
-                checkpoint_threshold: 200,
-                ..VfsConfig::default()
-            },
+            // Low, so that automatic checkpoints happen within a case.
+            VfsConfig::default().with_checkpoint_threshold(200),
         )
     })
 }

@@ -33,8 +33,9 @@
 //! ```
 //!
 //! This crate knows bytes, not sockets: it decodes and encodes every request and response
-//! of the protocol spoken by C dqlite 1.x and its clients, byte for byte (see
-//! `wire-protocol.md` in the project documentation).
+//! of the protocol spoken by C dqlite 1.x and its clients, byte for byte (see the
+//! [protocol reference](https://github.com/dqlite-rs/dqlite-rs/blob/main/docs/wire-protocol.md)
+//! in the repository's `docs/`).
 //!
 //! * [`Header`]: the 8-byte message header; [`Framer`] cuts a byte stream into [`Frame`]s,
 //!   with a maximum body size, and reads the server-side [`ProtocolVersion`] handshake.
@@ -80,3 +81,8 @@ pub use response::{Failure, Response, ResponseContext, ResponseType};
 pub use rows::{Row, RowsBatch, RowsEncoder, RowsEnd, RowsPrefix, RowsReader};
 pub use tuple::{AsValueRef, MAX_SCHEMA0_PARAMS, Params, ParamsSchema};
 pub use value::{Value, ValueRef, ValueType};
+
+// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -2,8 +2,8 @@
 //! is decoded and compared field by field with its `decoded` JSON, built back from that JSON
 //! and re-encoded, and transcripts are replayed message by message.
 //!
-//! The folder is `$DQLITE_VECTORS`, or `../shared/vectors` next to the repository root. The
-//! test fails when the folder is missing or holds no vectors.
+//! The folder is `$DQLITE_VECTORS`, or the repository's `vectors/` (see its README for where
+//! they come from). The test fails when the folder is missing or holds no vectors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/json.rs"]
@@ -23,13 +23,8 @@ fn vectors_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("DQLITE_VECTORS") {
         return PathBuf::from(dir);
     }
-    // Canonicalize so that a symlinked checkout still finds the folder next to the real root.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let manifest = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
-    manifest
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join("..")
-        .join("shared")
         .join("vectors")
 }
 

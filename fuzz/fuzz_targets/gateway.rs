@@ -44,13 +44,11 @@ fn env() -> &'static Env {
             .build()
             .expect("tokio runtime");
         let dir = tempfile::tempdir().expect("temp dir");
-        let options = NodeOptions {
-            write_wait: Duration::from_secs(1),
-            max_message: 1 << 20,
-            max_statements: 64,
-            max_databases: 16,
-            ..NodeOptions::default()
-        };
+        let options = NodeOptions::default()
+            .with_write_wait(Duration::from_secs(1))
+            .with_max_message(1 << 20)
+            .with_max_statements(64)
+            .with_max_databases(16);
         let node = rt.block_on(async {
             let node = Node::builder(1, "127.0.0.1:0", dir.path())
                 .options(options)

@@ -8,6 +8,7 @@ pub fn run_ci(args: &[String]) -> Result<(), String> {
     // dqlite-vfs is the project's unsafe core: its tests also run under ASan (rebuilds std;
     // the longest step; `--no-asan` skips it for quick local runs).
     let asan_wanted = !args.iter().any(|a| a == "--no-asan");
+    preflight(asan_wanted)?;
 
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
@@ -52,8 +53,74 @@ pub fn run_ci(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that what the tests and the gate run is installed, and names the command that
+/// installs whatever is missing (`bash .ci/run` installs all of it), so that a missing tool
+/// fails here in a second with its remedy rather than deep in a test after a long build.
+fn preflight(asan_wanted: bool) -> Result<(), String> {
+    let mut missing: Vec<String> = Vec::new();
+    if !on_path("dqlite-demo") {
+        missing.push(
+            "dqlite-demo (C dqlite 1.11, for the interop tests): \
+             apt-get update && apt-get install -y go-dqlite libdqlite0 libraft2"
+                .into(),
+        );
+    }
+    if !on_path("openssl") {
+        missing.push("openssl (test certificates): apt-get install -y openssl".into());
+    }
+    if !on_path("cc") {
+        missing.push("cc (builds the bundled SQLite): apt-get install -y build-essential".into());
+    }
+    if std::env::var_os("DQLITE_INTEROP_PYTHON").is_none() && !python313_found() {
+        missing.push(
+            "a Python >= 3.13 (the PyPI dqlite clients of dqlite-node's python_interop test): \
+             `pyenv install 3.13`, or set PYTHON313 to one"
+                .into(),
+        );
+    }
+    if asan_wanted && !have("cargo", &["+nightly", "--version"]) {
+        missing.push(
+            "the nightly toolchain with rust-src (the AddressSanitizer run; or pass --no-asan): \
+             rustup toolchain install nightly --component rust-src"
+                .into(),
+        );
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "missing prerequisites (`bash .ci/run` installs them all, as root):\n  - {}",
+        missing.join("\n  - ")
+    ))
+}
+
+/// Whether an executable named `program` is in one of `$PATH`'s directories.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Whether a Python >= 3.13 is where dqlite-node's python_interop test looks for one.
+fn python313_found() -> bool {
+    if std::env::var_os("PYTHON313").is_some() || on_path("python3.13") || on_path("python3.14") {
+        return true;
+    }
+    let roots = [
+        std::env::var_os("PYENV_ROOT").map(std::path::PathBuf::from),
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".pyenv")),
+    ];
+    roots.into_iter().flatten().any(|root| {
+        std::fs::read_dir(root.join("versions")).is_ok_and(|versions| {
+            versions
+                .flatten()
+                .any(|v| v.file_name().to_string_lossy().starts_with("3.13"))
+        })
+    })
+}
+
 /// `cargo xtask package`: packages and verifies every publishable crate, each built from its
-/// tarball against the other crates' tarballs (CI's packaging step).
+/// tarball against the other crates' tarballs (CI's packaging step), then builds a program
+/// against the packaged `dqlite-vfs` outside the workspace and checks its SQL math functions.
 pub fn run_package(_args: &[String]) -> Result<(), String> {
     forget_packaged_sources()?;
     let mut pkg = cargo();
@@ -62,9 +129,12 @@ pub fn run_package(_args: &[String]) -> Result<(), String> {
         "--workspace",
         "--exclude",
         "xtask",
+        "--exclude",
+        "dqlite-cluster",
         "--allow-dirty",
     ]);
-    run(pkg)
+    run(pkg)?;
+    crate::packaged::check_math_functions()
 }
 
 /// The workspace's own publishable crates.

@@ -1,16 +1,17 @@
 //! `cargo xtask cluster start|status|stop|kill|restart`: a local cluster of real
-//! `dqlite-node` processes on 127.0.0.1.
+//! `dqlite-node` processes on 127.0.0.1, started by `dqlite-cluster` (the launcher the tests
+//! use too) and left running after this command returns.
 //!
-//! State lives in the cluster directory (default `target/cluster`): one data directory and
-//! one log file per node, and `nodes.txt` with one line per node: `id address pid join`
-//! (`join` is `-` for the bootstrap node). A recorded pid is only signalled after checking
-//! that `/proc/PID/cmdline` is still that node's `dqlite-node` command line.
+//! State lives in the cluster directory (default `target/cluster`): one data directory
+//! (`n{id}`) and one log file (`n{id}.log`) per node, `binary.txt` with the binary's path,
+//! and `nodes.txt` with one line per node: `id address pid join` (`join` is `-` for the
+//! bootstrap node). A recorded pid is only signalled while `/proc/PID/cmdline` is still that
+//! node's command line.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use dqlite_cluster::{Backend, Cluster, ClusterOptions, Node, NodeSpec, Signal, parse_signal};
 
 use crate::cmd::{cargo, run, workspace_root};
 
@@ -30,6 +31,7 @@ struct Opts {
     node: Option<u64>,
     address: Option<String>,
     release: bool,
+    signal: Signal,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -40,6 +42,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         node: None,
         address: None,
         release: false,
+        signal: Signal::SIGKILL,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -69,6 +72,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--address" => o.address = Some(value("--address")?),
             "--release" => o.release = true,
+            "--signal" => o.signal = parse_signal(&value("--signal")?)?,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -96,7 +100,15 @@ pub fn run_cluster(args: &[String]) -> Result<(), String> {
 
 fn binary(release: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
-    cmd.args(["build", "-p", "dqlite-node", "--bin", "dqlite-node"]);
+    cmd.args([
+        "build",
+        "-p",
+        "dqlite-node",
+        "--features",
+        "cli",
+        "--bin",
+        "dqlite-node",
+    ]);
     if release {
         cmd.arg("--release");
     }
@@ -120,6 +132,11 @@ fn records_path(dir: &Path) -> PathBuf {
 
 fn binary_path(dir: &Path) -> PathBuf {
     dir.join("binary.txt")
+}
+
+/// `RUST_LOG` of the nodes: the caller's, else the binary's own default.
+fn log_filter() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into())
 }
 
 fn load(dir: &Path) -> Result<Vec<NodeRec>, String> {
@@ -159,92 +176,43 @@ fn save(dir: &Path, recs: &[NodeRec]) -> Result<(), String> {
     std::fs::rename(&tmp, records_path(dir)).map_err(|e| format!("saving nodes.txt: {e}"))
 }
 
-/// True if `pid` is alive and is this node's `dqlite-node` process.
-fn is_ours(rec: &NodeRec) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{}/cmdline", rec.pid)) else {
-        return false;
-    };
-    let args: Vec<String> = raw
-        .split(|&b| b == 0)
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect();
-    let has = |flag: &str, val: &str| args.windows(2).any(|w| w[0] == flag && w[1] == val);
-    args.first().is_some_and(|a| a.ends_with("dqlite-node"))
-        && has("--id", &rec.id.to_string())
-        && has("--address", &rec.address)
-        // A zombie (exited, not yet reaped) has an empty cmdline, so it is not ours.
-        && !raw.is_empty()
-}
-
-fn signal(rec: &NodeRec, sig: &str) -> Result<(), String> {
-    let status = Command::new("kill")
-        .args([sig, &rec.pid.to_string()])
-        .status()
-        .map_err(|e| format!("running kill: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("kill {sig} {} failed: {status}", rec.pid))
+/// How the launcher runs the recorded node (the layout `Cluster` gave it).
+fn spec(dir: &Path, rec: &NodeRec) -> NodeSpec {
+    NodeSpec {
+        backend: Backend::Rs,
+        id: rec.id,
+        address: rec.address.clone(),
+        api: None,
+        data_dir: dir.join(format!("n{}", rec.id)),
+        log: dir.join(format!("n{}.log", rec.id)),
+        join: rec.join.clone(),
+        args: ClusterOptions::new(Backend::Rs, 1).args,
+        env: vec![("RUST_LOG".into(), log_filter())],
     }
 }
 
-fn wait_gone(rec: &NodeRec, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if !is_ours(rec) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    !is_ours(rec)
+/// The binary recorded at start (or built now).
+fn recorded_binary(o: &Opts) -> Result<PathBuf, String> {
+    std::fs::read_to_string(binary_path(&o.dir))
+        .map(|s| PathBuf::from(s.trim()))
+        .or_else(|_| binary(o.release))
 }
 
-fn spawn(bin: &Path, dir: &Path, rec: &NodeRec) -> Result<u32, String> {
-    use std::os::unix::process::CommandExt;
-    let log_path = dir.join(format!("node{}.log", rec.id));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("--id")
-        .arg(rec.id.to_string())
-        .arg("--address")
-        .arg(&rec.address)
-        .arg("--dir")
-        .arg(dir.join(format!("node{}", rec.id)));
-    if let Some(j) = &rec.join {
-        cmd.arg("--join").arg(j);
-    }
-    // Own process group: the node outlives this command and the terminal's signals.
-    cmd.stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .process_group(0);
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-    Ok(child.id())
-}
-
-fn wait_listening(address: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if TcpStream::connect(address).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
+/// The recorded nodes, attached by pid.
+fn attach(o: &Opts) -> Result<Vec<(NodeRec, Node)>, String> {
+    let bin = recorded_binary(o)?;
+    Ok(load(&o.dir)?
+        .into_iter()
+        .map(|r| {
+            let node = Node::attach(&bin, spec(&o.dir, &r), r.pid);
+            (r, node)
+        })
+        .collect())
 }
 
 fn start(o: &Opts) -> Result<(), String> {
-    if let Ok(recs) = load(&o.dir)
-        && recs.iter().any(is_ours)
+    if let Ok(mut nodes) = attach(o)
+        && nodes.iter_mut().any(|(_, n)| n.is_running())
     {
         return Err(format!(
             "a cluster is already running in {} (use `cluster stop` first)",
@@ -255,68 +223,38 @@ fn start(o: &Opts) -> Result<(), String> {
     std::fs::create_dir_all(&o.dir).map_err(|e| format!("{}: {e}", o.dir.display()))?;
     std::fs::write(binary_path(&o.dir), bin.to_string_lossy().as_bytes())
         .map_err(|e| format!("recording the binary path: {e}"))?;
-    let first = format!("127.0.0.1:{}", o.base_port);
-    let mut recs = Vec::new();
-    for i in 0..o.nodes {
-        let port = o
-            .base_port
-            .checked_add(i as u16)
-            .ok_or("port out of range")?;
-        let mut rec = NodeRec {
-            id: i + 1,
-            address: format!("127.0.0.1:{port}"),
-            pid: 0,
-            join: (i > 0).then(|| first.clone()),
-        };
-        rec.pid = spawn(&bin, &o.dir, &rec)?;
-        recs.push(rec.clone());
-        save(&o.dir, &recs)?;
-        if !wait_listening(&rec.address, Duration::from_secs(20)) {
-            return Err(format!(
-                "node {} did not listen on {} (see {})",
-                rec.id,
-                rec.address,
-                o.dir.join(format!("node{}.log", rec.id)).display()
-            ));
-        }
-    }
-    let addrs: Vec<&str> = recs.iter().map(|r| r.address.as_str()).collect();
-    println!("{}", addrs.join(","));
+    let mut options = ClusterOptions::new(Backend::Rs, o.nodes as usize);
+    options.base_port = Some(o.base_port);
+    options.dir = Some(o.dir.clone());
+    options.binary = Some(bin);
+    options.log_filter = log_filter();
+    options.detached = true;
+    options.first_ready_timeout = Duration::from_secs(20);
+    options.ready_timeout = Duration::from_secs(20);
+    let started = Cluster::start(options);
+    let cluster = started.map_err(|e| format!("{e} (logs in {})", o.dir.display()))?;
+    let recs: Vec<NodeRec> = cluster
+        .nodes
+        .iter()
+        .map(|n| NodeRec {
+            id: n.id(),
+            address: n.address().to_string(),
+            pid: n.pid().unwrap_or(0),
+            join: n.spec().join.clone(),
+        })
+        .collect();
+    save(&o.dir, &recs)?;
+    println!("{}", cluster.addresses().join(","));
     Ok(())
 }
 
-/// Asks a node who leads with a raw LEADER request (handshake 1, type 0).
-fn ask_leader(address: &str) -> Option<String> {
-    let mut s = TcpStream::connect(address).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&1u64.to_le_bytes()); // handshake
-    msg.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]); // 1 word, type LEADER
-    msg.extend_from_slice(&[0; 8]);
-    s.write_all(&msg).ok()?;
-    let mut h = [0u8; 8];
-    s.read_exact(&mut h).ok()?;
-    let words = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-    if h[4] != 1 || !(2..=1024).contains(&words) {
-        return None;
-    }
-    let mut body = vec![0u8; words * 8];
-    s.read_exact(&mut body).ok()?;
-    let text = &body[8..];
-    let end = text.iter().position(|&b| b == 0)?;
-    Some(String::from_utf8_lossy(&text[..end]).into_owned())
-}
-
 fn status(o: &Opts) -> Result<(), String> {
-    for r in load(&o.dir)? {
-        if is_ours(&r) {
-            let leader = ask_leader(&r.address).unwrap_or_default();
-            let leader = if leader.is_empty() {
-                "unknown".to_string()
-            } else if leader == r.address {
-                "self".to_string()
-            } else {
-                leader
+    for (r, mut n) in attach(o)? {
+        if n.is_running() {
+            let leader = match dqlite_cluster::leader(&r.address, Duration::from_secs(2)) {
+                Ok(Some((_, address))) if address == r.address => "self".to_string(),
+                Ok(Some((_, address))) => address,
+                Ok(None) | Err(_) => "unknown".to_string(),
             };
             println!(
                 "node {} {} pid {} running, leader {leader}",
@@ -330,12 +268,14 @@ fn status(o: &Opts) -> Result<(), String> {
 }
 
 fn stop(o: &Opts) -> Result<(), String> {
-    let recs = load(&o.dir)?;
-    for r in recs.iter().filter(|r| is_ours(r)) {
-        signal(r, "-TERM")?;
+    let mut nodes = attach(o)?;
+    for (_, n) in nodes.iter_mut() {
+        if n.is_running() {
+            n.terminate()?;
+        }
     }
-    for r in &recs {
-        if !wait_gone(r, Duration::from_secs(15)) {
+    for (r, n) in nodes.iter_mut() {
+        if !n.wait_gone(Duration::from_secs(15)) {
             return Err(format!("node {} (pid {}) did not stop", r.id, r.pid));
         }
         println!("node {} stopped", r.id);
@@ -343,49 +283,50 @@ fn stop(o: &Opts) -> Result<(), String> {
     Ok(())
 }
 
-fn select(o: &Opts, recs: &[NodeRec]) -> Result<usize, String> {
+fn select(o: &Opts, recs: &[(NodeRec, Node)]) -> Result<usize, String> {
     let i = match (&o.node, &o.address) {
-        (Some(n), None) => recs.iter().position(|r| r.id == *n),
-        (None, Some(a)) => recs.iter().position(|r| r.address == *a),
+        (Some(n), None) => recs.iter().position(|(r, _)| r.id == *n),
+        (None, Some(a)) => recs.iter().position(|(r, _)| r.address == *a),
         _ => return Err("give exactly one of --node N or --address HOST:PORT".into()),
     };
     i.ok_or_else(|| "no such node in this cluster".to_string())
 }
 
 fn kill(o: &Opts) -> Result<(), String> {
-    let recs = load(&o.dir)?;
-    let r = &recs[select(o, &recs)?];
-    if !is_ours(r) {
+    let mut nodes = attach(o)?;
+    let i = select(o, &nodes)?;
+    let (r, n) = &mut nodes[i];
+    if !n.is_running() {
         return Err(format!("node {} is not running", r.id));
     }
-    signal(r, "-KILL")?;
-    if !wait_gone(r, Duration::from_secs(5)) {
-        return Err(format!("node {} survived SIGKILL", r.id));
+    if o.signal == Signal::SIGKILL {
+        n.kill()?;
+        println!("node {} (pid {}) killed", r.id, r.pid);
+    } else {
+        n.signal(o.signal)?;
+        println!("node {} (pid {}) sent {}", r.id, r.pid, o.signal);
     }
-    println!("node {} (pid {}) killed", r.id, r.pid);
     Ok(())
 }
 
 fn restart(o: &Opts) -> Result<(), String> {
-    let mut recs = load(&o.dir)?;
-    let i = select(o, &recs)?;
-    if is_ours(&recs[i]) {
-        signal(&recs[i], "-TERM")?;
-        if !wait_gone(&recs[i], Duration::from_secs(15)) {
-            return Err(format!("node {} did not stop", recs[i].id));
+    let mut nodes = attach(o)?;
+    let i = select(o, &nodes)?;
+    {
+        let (_, n) = &mut nodes[i];
+        // A paused node cannot act on SIGTERM: resume it first.
+        if n.is_running() {
+            let _ = n.signal(Signal::SIGCONT);
         }
+        n.stop(Duration::from_secs(15))?;
+        n.restart()?;
+        nodes[i].0.pid = nodes[i].1.pid().unwrap_or(0);
     }
-    let bin = std::fs::read_to_string(binary_path(&o.dir))
-        .map(PathBuf::from)
-        .or_else(|_| binary(o.release))?;
-    recs[i].pid = spawn(&bin, &o.dir, &recs[i])?;
+    let recs: Vec<NodeRec> = nodes.iter().map(|(r, _)| r.clone()).collect();
     save(&o.dir, &recs)?;
-    if !wait_listening(&recs[i].address, Duration::from_secs(20)) {
-        return Err(format!("node {} did not come back", recs[i].id));
-    }
-    println!(
-        "node {} restarted (pid {}) on {}",
-        recs[i].id, recs[i].pid, recs[i].address
-    );
+    let (r, n) = &mut nodes[i];
+    n.wait_ready(Duration::from_secs(20))
+        .map_err(|e| format!("node {} did not come back: {e}", r.id))?;
+    println!("node {} restarted (pid {}) on {}", r.id, r.pid, r.address);
     Ok(())
 }

@@ -11,6 +11,7 @@ mod ci;
 mod cluster;
 mod cmd;
 mod fuzz;
+mod packaged;
 
 use std::process::ExitCode;
 
@@ -57,5 +58,7 @@ tasks:
                                  background (logs and data in DIR, default target/cluster);
                                  prints their addresses comma-separated
   cluster status|stop [--dir DIR]
-  cluster kill|restart (--node N | --address HOST:PORT) [--dir DIR]
-                                 kill: SIGKILL by recorded pid; stop: SIGTERM all";
+  cluster kill|restart (--node N | --address HOST:PORT) [--dir DIR] [--signal SIG]
+                                 kill: SIGKILL by recorded pid (--signal STOP pauses the
+                                 node, CONT resumes it, TERM stops it gracefully);
+                                 restart: SIGTERM, then start it again; stop: SIGTERM all";

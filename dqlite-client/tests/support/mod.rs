@@ -73,7 +73,7 @@ pub fn test_config() -> Config {
 
 /// Start an `n`-node cluster of `backend` and wait until CLUSTER shows `n.min(3)` voters.
 pub async fn start_cluster(backend: Backend, n: usize) -> (Cluster, Client) {
-    let mut cluster = tokio::task::spawn_blocking(move || Cluster::start(backend, n))
+    let mut cluster = tokio::task::spawn_blocking(move || cluster::start(backend, n))
         .await
         .unwrap();
     let client = match Client::connect_with(cluster.servers(), test_config()).await {

@@ -93,14 +93,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    let mut options = NodeOptions {
-        leader_local_reads: args.leader_local_reads,
-        max_connections: args.max_connections,
-        max_databases: args.max_databases,
-        ..NodeOptions::default()
-    };
+    let mut options = NodeOptions::default()
+        .with_leader_local_reads(args.leader_local_reads)
+        .with_max_connections(args.max_connections)
+        .with_max_databases(args.max_databases);
     if args.no_read_lease {
-        options.raft.read_lease = None;
+        options.raft = options.raft.with_read_lease(None);
     } else if args.read_lease {
         tracing::debug!("--read-lease: the read lease is on by default");
     }

@@ -22,10 +22,10 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dqlite_wire::{Request, Response};
+use dqlite_client::Client;
 use openraft::ServerState;
 
-use super::join::Conn;
+use super::join;
 use crate::error::NodeError;
 use crate::node::Shared;
 
@@ -186,15 +186,12 @@ impl Shared {
         }
         // The target answers once it leads or has given up; watch our own state meanwhile.
         let ask = async {
-            match Conn::connect_with(address, self.tls.as_ref()).await {
-                Ok(mut c) => match c.call(Request::Transfer { node_id: target }).await {
-                    Ok(Response::Empty) => Ok(()),
-                    Ok(Response::Failure(f)) => Err(format!("{} ({})", f.message, f.code)),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            }
+            let config = join::client_config(self.tls.as_ref());
+            let client = Client::new([address], config).map_err(|e| e.to_string())?;
+            client
+                .transfer_at(address, target)
+                .await
+                .map_err(|e| e.to_string())
         };
         let taken_over = async {
             loop {

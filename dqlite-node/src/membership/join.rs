@@ -1,124 +1,47 @@
-//! Joining a cluster: ask a member who leads, then ask the leader to ADD this node and
-//! ASSIGN it the voter role, over the ordinary client protocol (as go-dqlite's `Client.Add`).
+//! Joining a cluster: ask the members who leads, then ask the leader to ADD this node and
+//! ASSIGN it the voter role, over the ordinary client protocol with `dqlite-client` (as
+//! go-dqlite's `Client.Add` does).
 
 use std::time::Duration;
 
-use dqlite_wire::{Framer, ProtocolVersion, Request, Response, ResponseContext};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use dqlite_client::{Client, Config, Role};
 use tokio::sync::watch;
 
 use crate::tls::TlsConfig;
 
-/// A byte stream a [`Conn`] runs over: plain TCP or TLS.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// A minimal one-request-at-a-time client connection.
-pub(crate) struct Conn {
-    stream: Box<dyn Io>,
-    framer: Framer,
+/// A client configuration for this node's own requests to other members: short bounds (the
+/// callers retry), and the node's TLS settings when it has them.
+pub(crate) fn client_config(tls: Option<&TlsConfig>) -> Config {
+    let mut config = Config::default();
+    config.connect_timeout = Duration::from_secs(2);
+    config.request_timeout = Duration::from_secs(30);
+    config.leader_timeout = Duration::from_secs(5);
+    config.tls = tls.map(TlsConfig::client_tls);
+    config
 }
 
-impl Conn {
-    /// A connection over TLS when `tls` is set, plain TCP otherwise.
-    pub(crate) async fn connect_with(addr: &str, tls: Option<&TlsConfig>) -> Result<Conn, String> {
-        let tcp = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let mut stream: Box<dyn Io> = match tls {
-            Some(t) => Box::new(
-                tokio::time::timeout(
-                    Duration::from_secs(5),
-                    t.connector().connect(t.server_name(), tcp),
-                )
-                .await
-                .map_err(|_| format!("TLS handshake with {addr} timed out"))?
-                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?,
-            ),
-            None => Box::new(tcp),
-        };
-        stream
-            .write_all(&ProtocolVersion::V1.to_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Conn {
-            stream,
-            framer: Framer::new(),
-        })
-    }
-
-    pub(crate) async fn call(&mut self, req: Request) -> Result<Response, String> {
-        let bytes = req.to_bytes().map_err(|e| e.to_string())?;
-        self.stream
-            .write_all(&bytes)
-            .await
-            .map_err(|e| e.to_string())?;
-        let ctx = ResponseContext::for_request(&req);
-        let frame = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                if let Some(f) = self.framer.next_frame().map_err(|e| e.to_string())? {
-                    return Ok::<_, String>(f);
-                }
-                let n = self
-                    .stream
-                    .read_buf(self.framer.buffer_mut())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if n == 0 {
-                    return Err("connection closed".to_string());
-                }
-            }
-        })
-        .await
-        .map_err(|_| "no answer within 30 s".to_string())??;
-        frame.decode_response(&ctx).map_err(|e| e.to_string())
-    }
-}
-
-/// One attempt: find the leader through `seed`, ADD this node, make it a voter.
+/// One attempt: find the leader through `seeds`, ADD this node, make it a voter.
 async fn try_join(
     id: u64,
     address: &str,
-    seed: &str,
+    seeds: &[String],
     tls: Option<&TlsConfig>,
-) -> Result<(), String> {
-    let mut c = Conn::connect_with(seed, tls).await?;
-    let leader = match c.call(Request::Leader).await? {
-        Response::Server { address, .. } if !address.is_empty() => address,
-        other => return Err(format!("{seed} knows no leader ({other:?})")),
-    };
-    let mut c = Conn::connect_with(&leader, tls).await?;
-    match c
-        .call(Request::Add {
-            node_id: id,
-            address: address.to_string(),
-        })
-        .await?
-    {
-        Response::Empty => {}
+) -> Result<(), dqlite_client::Error> {
+    let client = Client::connect_with(seeds.iter().cloned(), client_config(tls)).await?;
+    match client.add(id, address).await {
+        Ok(()) => {}
         // An earlier attempt added it and then failed to assign the role: assign it now.
-        Response::Failure(f) if f.message.contains("already in use") => {}
-        Response::Failure(f) => return Err(format!("ADD refused: {} ({})", f.message, f.code)),
-        other => return Err(format!("unexpected answer to ADD: {other:?}")),
+        Err(e) if e.message().is_some_and(|m| m.contains("already in use")) => {}
+        Err(e) => return Err(e),
     }
-    match c
-        .call(Request::Assign {
-            node_id: id,
-            role: Some(0),
-        })
-        .await?
-    {
-        Response::Empty => Ok(()),
-        Response::Failure(f) if f.message.contains("already voter") => Ok(()),
-        Response::Failure(f) => Err(format!("ASSIGN refused: {} ({})", f.message, f.code)),
-        other => Err(format!("unexpected answer to ASSIGN: {other:?}")),
+    match client.assign(id, Role::Voter).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.message().is_some_and(|m| m.contains("already voter")) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
-/// Tries the seeds in turn until this node is a voter or the node stops.
+/// Tries to join through `seeds` until this node is a voter or the node stops.
 pub(crate) async fn join_loop(
     id: u64,
     address: String,
@@ -128,14 +51,12 @@ pub(crate) async fn join_loop(
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
-        for seed in &seeds {
-            match try_join(id, &address, seed, tls.as_ref()).await {
-                Ok(()) => {
-                    tracing::info!(%seed, "joined the cluster");
-                    return;
-                }
-                Err(e) => tracing::info!(%seed, error = %e, "join attempt failed"),
+        match try_join(id, &address, &seeds, tls.as_ref()).await {
+            Ok(()) => {
+                tracing::info!(?seeds, "joined the cluster");
+                return;
             }
+            Err(e) => tracing::info!(?seeds, error = %e, "join attempt failed"),
         }
         tokio::select! {
             _ = stop.changed() => return,

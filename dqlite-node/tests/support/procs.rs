@@ -1,32 +1,30 @@
-//! Real `dqlite-node` processes on 127.0.0.1 for multi-process tests: start, SIGKILL,
-//! SIGTERM, restart on the same address and data directory, find the leader, write through
-//! failovers. Every process is one this test started, signalled by its pid only.
+//! Real `dqlite-node` processes on 127.0.0.1 for multi-process tests, started, SIGKILLed,
+//! SIGTERMed and restarted (same address and data directory) by the workspace's launcher,
+//! `dqlite-cluster`; and finding the leader and writing through failovers. Every process is one
+//! this test started, signalled by its pid only.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use dqlite_cluster::{Backend, Node, NodeSpec};
 use dqlite_wire::{Request, Response, Role, Value};
 
 use super::Client;
 
-/// A node process, SIGKILLed on drop if still running.
+/// A node process started by the workspace's launcher (`dqlite-cluster`), SIGKILLed on drop if
+/// still running.
 pub struct Proc {
     /// Node id.
     pub id: u64,
     /// Listening address.
     pub address: String,
-    base: PathBuf,
-    join: Option<String>,
-    extra: Vec<String>,
-    log_filter: String,
-    child: Option<Child>,
+    node: Node,
 }
 
 impl Proc {
-    /// Starts node `id` on `address` with data under `base/n{id}` and its stderr appended
-    /// to `base/n{id}.log`; `extra` are more command-line arguments.
+    /// Starts node `id` of this crate's `dqlite-node` on `address` with data under `base/n{id}`
+    /// and its output appended to `base/n{id}.log`; `extra` are more command-line arguments.
     pub fn start(
         id: u64,
         address: &str,
@@ -35,129 +33,65 @@ impl Proc {
         extra: &[String],
         log_filter: &str,
     ) -> Proc {
-        let mut p = Proc {
+        let spec = NodeSpec {
+            backend: Backend::Rs,
             id,
             address: address.to_string(),
-            base: base.to_path_buf(),
+            api: None,
+            data_dir: base.join(format!("n{id}")),
+            log: base.join(format!("n{id}.log")),
             join: join.map(str::to_string),
-            extra: extra.to_vec(),
-            log_filter: log_filter.to_string(),
-            child: None,
+            args: extra.to_vec(),
+            env: vec![("RUST_LOG".into(), log_filter.into())],
         };
-        p.spawn();
-        p
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dqlite-node"));
-        cmd.args([
-            "--id",
-            &self.id.to_string(),
-            "--address",
-            &self.address,
-            "--dir",
-        ])
-        .arg(self.base.join(format!("n{}", self.id)))
-        .args(&self.extra)
-        .env("RUST_LOG", &self.log_filter)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-        if let Some(j) = &self.join {
-            cmd.args(["--join", j]);
+        let bin = Path::new(env!("CARGO_BIN_EXE_dqlite-node"));
+        Proc {
+            id,
+            address: address.to_string(),
+            node: Node::start(bin, spec).unwrap(),
         }
-        self.child = Some(cmd.spawn().unwrap());
     }
 
     /// The file the node logs to.
     pub fn log_path(&self) -> PathBuf {
-        self.base.join(format!("n{}.log", self.id))
+        self.node.log_path().to_path_buf()
     }
 
     /// What the node logged so far (every run).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        self.node.log()
     }
 
     /// Starts the node again with the same arguments (it must not be running).
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "node {} is running", self.id);
-        self.spawn();
+        self.node.restart().unwrap();
     }
 
-    /// Whether the process was started and not yet reaped.
-    pub fn running(&self) -> bool {
-        self.child.is_some()
+    /// Whether the process runs.
+    pub fn running(&mut self) -> bool {
+        self.node.is_running()
     }
 
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.node.kill().unwrap();
     }
 
     /// Sends SIGTERM (graceful stop) without waiting.
-    pub fn terminate(&self) {
-        if let Some(c) = &self.child {
-            let st = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(st.success(), "kill -TERM {}", c.id());
-        }
+    pub fn terminate(&mut self) {
+        self.node.terminate().unwrap();
     }
 
     /// Waits up to `timeout` for the process to exit; SIGKILLs it after that. Returns the
     /// exit status if it exited by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                return Some(st);
-            }
-            if Instant::now() >= deadline {
-                let _ = c.kill();
-                let _ = c.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.node.wait_exit(timeout)
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A port free right now on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `n` distinct free addresses.
+/// `n` distinct free addresses on 127.0.0.1.
 pub fn addresses(n: usize) -> Vec<String> {
-    let mut v: Vec<String> = Vec::new();
-    while v.len() < n {
-        let a = format!("127.0.0.1:{}", free_port());
-        if !v.contains(&a) {
-            v.push(a);
-        }
-    }
-    v
+    dqlite_cluster::addresses("127.0.0.1", n).unwrap()
 }
 
 /// Asks each address who leads; returns the leader's address once one of `addresses`

@@ -118,6 +118,7 @@ use crate::TypeConfig;
 
 /// Settings of the network client and server.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NetConfig {
     /// Largest frame accepted (a bigger announced length closes the connection).
     pub max_frame: usize,
@@ -142,6 +143,28 @@ impl Default for NetConfig {
             vote_hold: VoteHold::default(),
             leader_contact: LeaderContact::default(),
         }
+    }
+}
+
+/// Builders: `NetConfig::default().with_...(...)`, one per field (the struct is
+/// `#[non_exhaustive]`, so that fields can be added without breaking callers).
+impl NetConfig {
+    /// Sets [`NetConfig::max_frame`].
+    pub fn with_max_frame(mut self, max_frame: usize) -> Self {
+        self.max_frame = max_frame;
+        self
+    }
+
+    /// Sets [`NetConfig::detached_timeout`].
+    pub fn with_detached_timeout(mut self, detached_timeout: Duration) -> Self {
+        self.detached_timeout = detached_timeout;
+        self
+    }
+
+    /// Sets [`NetConfig::vote_hold`].
+    pub fn with_vote_hold(mut self, vote_hold: VoteHold) -> Self {
+        self.vote_hold = vote_hold;
+        self
     }
 }
 

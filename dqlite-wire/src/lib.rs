@@ -64,6 +64,7 @@ pub mod constants;
 mod error;
 mod framer;
 mod header;
+pub mod parse;
 mod primitive;
 mod request;
 mod response;
@@ -77,6 +78,10 @@ pub use framer::{Frame, Framer, ProtocolVersion};
 pub use header::Header;
 pub use request::{Request, RequestType};
 pub use response::{Failure, Response, ResponseContext, ResponseType};
-pub use rows::{Row, RowsBatch, RowsEncoder, RowsEnd, RowsPrefix, RowsReader};
+pub use rows::{Row, RowsBatch, RowsBatchRef, RowsEncoder, RowsEnd, RowsPrefix, RowsReader};
 pub use tuple::{AsValueRef, MAX_SCHEMA0_PARAMS, Params, ParamsSchema};
 pub use value::{Value, ValueRef, ValueType};
+
+/// The parser library of [`parse`], re-exported so that callers combine its parsers with the
+/// same nom version.
+pub use nom;

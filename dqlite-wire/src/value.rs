@@ -2,8 +2,7 @@
 
 use bytes::BufMut;
 
-use crate::error::{DecodeError, DecodeErrorKind};
-use crate::primitive::{Cursor, blob_len, pad8, put_blob, put_text, text_len};
+use crate::primitive::{blob_len, pad8, put_blob, put_text, text_len};
 
 /// The type code of a value, as it appears in tuple headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,72 +240,6 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(v: Option<T>) -> Self {
         v.map_or(Value::Null, Into::into)
     }
-}
-
-impl<'a> Cursor<'a> {
-    /// Reads one value of type `ty` (field name used in errors).
-    #[inline]
-    pub(crate) fn value(
-        &mut self,
-        ty: ValueType,
-        field: &'static str,
-    ) -> Result<ValueRef<'a>, DecodeError> {
-        Ok(match ty {
-            ValueType::Integer => ValueRef::Integer(self.u64(field)? as i64),
-            ValueType::Float => ValueRef::Float(f64::from_bits(self.u64(field)?)),
-            ValueType::Text => ValueRef::Text(self.text(field)?),
-            ValueType::Blob => ValueRef::Blob(self.blob(field)?),
-            ValueType::Null => {
-                // The word's content is ignored, as the C server does.
-                self.u64(field)?;
-                ValueRef::Null
-            }
-            ValueType::UnixTime => ValueRef::UnixTime(self.u64(field)? as i64),
-            ValueType::Iso8601 => ValueRef::Iso8601(self.text(field)?),
-            ValueType::Boolean => ValueRef::Boolean(self.u64(field)?),
-        })
-    }
-}
-
-impl Cursor<'_> {
-    /// Reads one value of type `ty` straight into an owned [`Value`].
-    #[inline]
-    pub(crate) fn owned_value(
-        &mut self,
-        ty: ValueType,
-        field: &'static str,
-    ) -> Result<Value, DecodeError> {
-        Ok(match ty {
-            ValueType::Integer => Value::Integer(self.u64(field)? as i64),
-            ValueType::Float => Value::Float(f64::from_bits(self.u64(field)?)),
-            ValueType::Text => Value::Text(self.text(field)?.to_owned()),
-            ValueType::Blob => Value::Blob(self.blob(field)?.to_vec()),
-            ValueType::Null => {
-                self.u64(field)?;
-                Value::Null
-            }
-            ValueType::UnixTime => Value::UnixTime(self.u64(field)? as i64),
-            ValueType::Iso8601 => Value::Iso8601(self.text(field)?.to_owned()),
-            ValueType::Boolean => Value::Boolean(self.u64(field)?),
-        })
-    }
-}
-
-/// Reads a type code, mapping unknown codes to an error at `offset`.
-pub(crate) fn value_type(
-    cur: &Cursor<'_>,
-    code: u8,
-    field: impl FnOnce() -> String,
-    offset: usize,
-) -> Result<ValueType, DecodeError> {
-    ValueType::from_code(code).ok_or_else(|| {
-        DecodeError::new(
-            cur.message(),
-            field(),
-            offset,
-            DecodeErrorKind::UnknownValueType(code),
-        )
-    })
 }
 
 /// Size of a tuple header of `n` type bytes after a count of `count_size` bytes, padding

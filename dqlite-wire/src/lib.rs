@@ -69,6 +69,7 @@ mod primitive;
 mod request;
 mod response;
 mod rows;
+pub mod time;
 mod tuple;
 mod value;
 

@@ -62,6 +62,7 @@
 mod cluster;
 pub mod constants;
 mod error;
+mod foreign;
 mod framer;
 mod header;
 pub mod parse;

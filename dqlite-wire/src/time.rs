@@ -49,10 +49,43 @@ pub fn format_iso8601(t: SystemTime) -> String {
     out
 }
 
+/// A time read from ISO-8601 text: the instant, and the zone offset the text gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch (UTC; negative before it).
+    pub seconds: i64,
+    /// Nanoseconds within the second (`0..1_000_000_000`).
+    pub nanos: u32,
+    /// The offset from UTC in seconds (`+01:00` is 3600), `None` when the text had none
+    /// (read as UTC).
+    pub offset: Option<i32>,
+}
+
+impl Timestamp {
+    /// The instant as a [`SystemTime`], if it can hold it.
+    pub fn to_system_time(self) -> Option<SystemTime> {
+        let total = i128::from(self.seconds) * NANOS + i128::from(self.nanos);
+        let magnitude = Duration::new(
+            (total.unsigned_abs() / NANOS as u128) as u64,
+            (total.unsigned_abs() % NANOS as u128) as u32,
+        );
+        if total >= 0 {
+            UNIX_EPOCH.checked_add(magnitude)
+        } else {
+            UNIX_EPOCH.checked_sub(magnitude)
+        }
+    }
+}
+
+/// Reads a time in any of the layouts go-dqlite accepts (see [`parse_iso8601_parts`]).
+pub fn parse_iso8601(s: &str) -> Option<SystemTime> {
+    parse_iso8601_parts(s)?.to_system_time()
+}
+
 /// Reads a time in any of the layouts go-dqlite accepts: `YYYY-MM-DD`, then optionally a
 /// space or `T`, `HH:MM`, `:SS`, a fraction of up to 9 digits, and `Z` or `±HH:MM` (no zone
 /// means UTC). `None` for anything else, or a date that does not exist.
-pub fn parse_iso8601(s: &str) -> Option<SystemTime> {
+pub fn parse_iso8601_parts(s: &str) -> Option<Timestamp> {
     let b = s.trim().as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let digits = b.get(from..from + len)?;
@@ -99,26 +132,29 @@ pub fn parse_iso8601(s: &str) -> Option<SystemTime> {
         }
     }
     let offset = match b.get(i) {
-        None => 0,
-        Some(b'Z') if i + 1 == b.len() => 0,
+        None => None,
+        Some(b'Z') if i + 1 == b.len() => Some(0),
         Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && b.get(i + 3) == Some(&b':') => {
             let off = num(i + 1, 2)? * 3600 + num(i + 4, 2)? * 60;
-            if sign == b'+' { off } else { -off }
+            Some(if sign == b'+' { off } else { -off })
         }
         _ => return None,
     };
-    let secs =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    let total = i128::from(secs) * NANOS + i128::from(nanos);
-    let magnitude = Duration::new(
-        (total.unsigned_abs() / NANOS as u128) as u64,
-        (total.unsigned_abs() % NANOS as u128) as u32,
-    );
-    if total >= 0 {
-        UNIX_EPOCH.checked_add(magnitude)
-    } else {
-        UNIX_EPOCH.checked_sub(magnitude)
-    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset.unwrap_or(0);
+    Some(Timestamp {
+        seconds,
+        nanos: nanos as u32,
+        offset: offset.map(|o| o as i32),
+    })
+}
+
+/// The date and time of day of `seconds` since the Unix epoch: (year, month, day, hour,
+/// minute, second).
+pub fn civil(seconds: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
+    let sod = seconds.rem_euclid(86_400) as u32;
+    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60)
 }
 
 fn is_leap(y: i64) -> bool {

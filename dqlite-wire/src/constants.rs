@@ -92,7 +92,7 @@ pub mod response {
 /// dqlite's own, as C dqlite sends them (see wire-protocol.md §7). One set for the client, the
 /// node and the tests.
 ///
-/// An extended SQLite code keeps its primary code in the low byte ([`primary`]): 2067
+/// An extended SQLite code keeps its primary code in the low byte ([`error_code::primary`]): 2067
 /// (UNIQUE) is a 19 (CONSTRAINT); dqlite's 10250 (not leader) is a 10 (IOERR).
 pub mod error_code {
     /// "empty statement" (PREPARE/QUERY_SQL of empty SQL); go-dqlite treats it as a bad connection.

@@ -190,7 +190,9 @@ impl Database {
             if let Err(e) = c.call(&req).await
                 && e.is_connection_error()
             {
+                // The transaction dies with the connection.
                 self.conn = None;
+                self.in_tx = false;
             }
         }
         self.finalize_dropped().await;

@@ -45,7 +45,13 @@
 //!   u8 count or schema 1 u32 count, chosen automatically above 255 values; omitted vs empty
 //!   kept apart); [`RowsBatch`]: a ROWS message.
 //! * [`RowsEncoder`]: server-side batching with C's 4096-byte budget; [`RowsReader`]:
-//!   client-side zero-copy row iteration.
+//!   client-side zero-copy row iteration; [`RowsBatchRef`]: a whole batch with borrowed
+//!   values in one vector.
+//! * [`parse`]: the [`nom`] parsers every decoder above is made of, public for clients that
+//!   build their own decoders (their error, [`parse::Error`], names message, field and
+//!   position).
+//! * [`time`]: ISO-8601 texts as go-dqlite writes and reads them; [`constants`]: type codes,
+//!   markers and the FAILURE codes by name.
 //! * Errors: [`DecodeError`] (message, field, body offset, [`DecodeErrorKind`]),
 //!   [`RequestError`] (sorted by what a server does: close vs FAILURE), [`EncodeError`],
 //!   [`FrameError`].

@@ -1,8 +1,11 @@
 //! `#[derive(FromRow)]` for `dqlite-client` (use it through `dqlite-client`'s `derive`
 //! feature: `dqlite_client::FromRow`).
 //!
-//! ```ignore
-//! #[derive(dqlite_client::FromRow)]
+//! ```
+//! use std::sync::Arc;
+//! use dqlite_client::{FromRow, Row, Value};
+//!
+//! #[derive(Debug, PartialEq, FromRow)]
 //! struct User {
 //!     id: i64,
 //!     #[dqlite(rename = "user_name")]
@@ -10,7 +13,13 @@
 //!     #[dqlite(default)] // a column the query may not return
 //!     karma: Option<i64>,
 //! }
-//! let users: Vec<User> = db.query_as("SELECT id, user_name FROM users", ()).await?;
+//!
+//! // What `db.query_as::<User>("SELECT id, user_name FROM users", ())` does with each row.
+//! let columns: Arc<[String]> = Arc::from(["id".to_string(), "user_name".to_string()]);
+//! let row = Row::new(columns, vec![Value::Integer(7), Value::Text("ada".into())]);
+//! let user = User::from_row(&row)?;
+//! assert_eq!(user, User { id: 7, name: "ada".into(), karma: None });
+//! # Ok::<(), dqlite_client::Error>(())
 //! ```
 //!
 //! Each field is read with `Row::get::<FieldType>("column")`, the column named like the

@@ -113,7 +113,7 @@ async fn rust_phase(
                 };
                 match res {
                     Ok(()) => lat.push(t0.elapsed()),
-                    Err(e) if e.code().is_some_and(|c| c & 0xff == 5) => busy += 1,
+                    Err(e) if e.code() == Some(dqlite_client::ErrorCode::Busy) => busy += 1,
                     Err(_) => errors += 1,
                 }
             }

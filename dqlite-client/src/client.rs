@@ -10,7 +10,7 @@ use crate::conn::Conn;
 use crate::connector::find_leader;
 use crate::database::Database;
 use crate::error::{Error, Result};
-use crate::pool::Pool;
+use crate::pool::{Pool, PoolOptions};
 use crate::store::{NodeInfo, NodeStore, Role};
 use crate::transport::Address;
 
@@ -73,6 +73,24 @@ impl Client {
         Ok(client)
     }
 
+    /// A builder: servers, timeouts, TLS, node store, then
+    /// [`connect`](crate::ClientBuilder::connect).
+    ///
+    /// ```no_run
+    /// # async fn run() -> dqlite_client::Result<()> {
+    /// use std::time::Duration;
+    /// let client = dqlite_client::Client::builder()
+    ///     .servers(["127.0.0.1:9001", "127.0.0.1:9002"])
+    ///     .leader_timeout(Duration::from_secs(10))
+    ///     .node_store_file("/var/lib/app/cluster.yaml")
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn builder() -> crate::ClientBuilder {
+        crate::ClientBuilder::default()
+    }
+
     /// A client that has not contacted anything yet (connections are made on first use).
     /// Fails only on an invalid or empty seed list.
     pub fn new<I, S>(seeds: I, config: Config) -> Result<Client>
@@ -80,17 +98,22 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
-        if seeds.is_empty() {
+        Client::with_store(NodeStore::from_seeds(seeds), config)
+    }
+
+    /// A client that has not contacted anything yet, knowing the members of `store`. Fails
+    /// on an empty store or an invalid address.
+    pub fn with_store(store: NodeStore, config: Config) -> Result<Client> {
+        if store.nodes().is_empty() {
             return Err(Error::Usage("no seed addresses given".into()));
         }
-        for s in &seeds {
-            Address::parse(s)?;
+        for n in store.nodes() {
+            Address::parse(&n.address)?;
         }
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
-                store: Mutex::new(NodeStore::from_seeds(seeds)),
+                store: Mutex::new(store),
                 admin: tokio::sync::Mutex::new(None),
             }),
         })
@@ -122,9 +145,15 @@ impl Client {
         Ok(db)
     }
 
-    /// A pool of up to `size` connections to database `name` (opened lazily).
+    /// A pool of up to `size` connections to database `name` (opened lazily), with the
+    /// other [`PoolOptions`] at their defaults.
     pub fn pool(&self, name: &str, size: usize) -> Pool {
-        Pool::new(self.clone(), name, size)
+        Pool::new(self.clone(), name, PoolOptions::new(size))
+    }
+
+    /// A pool of connections to database `name` with these settings.
+    pub fn pool_with(&self, name: &str, options: PoolOptions) -> Pool {
+        Pool::new(self.clone(), name, options)
     }
 
     /// Run one admin request on the leader, retrying on a new leader while the server refused

@@ -2,15 +2,16 @@
 //!
 //! Requests are described by [`Req`] (borrowing the caller's SQL and values) and encoded by
 //! `dqlite-wire`; responses are decoded by `dqlite-wire` and turned into [`Resp`], which holds
-//! the client's public types ([`Value`], [`NodeInfo`]). No byte layout is written here.
+//! the client's public types ([`Value`], [`NodeInfo`], both `dqlite-wire`'s). No byte layout
+//! is written here.
 
 use bytes::BytesMut;
 use dqlite_wire as wire;
 
 pub use wire::{File, NodeInfo, Role};
 
+use crate::Value;
 use crate::error::{Error, Result};
-use crate::value::Value;
 
 /// A request, as the client layers describe it.
 #[derive(Debug, Clone)]
@@ -138,35 +139,17 @@ pub(crate) fn encode_handshake(out: &mut BytesMut) {
     out.extend_from_slice(&wire::ProtocolVersion::V1.to_bytes());
 }
 
-fn wire_value(v: &Value) -> wire::Value {
-    match v {
-        Value::Integer(i) => wire::Value::Integer(*i),
-        Value::Float(x) => wire::Value::Float(*x),
-        Value::Text(s) => wire::Value::Text(s.clone()),
-        Value::Blob(b) => wire::Value::Blob(b.clone()),
-        Value::Null => wire::Value::Null,
-        // Servers refuse type 9 in parameters; the stored value is the integer.
-        Value::UnixTime(i) => wire::Value::Integer(*i),
-        Value::Iso8601(s) => wire::Value::Iso8601(s.clone()),
-        Value::Boolean(b) => wire::Value::Boolean(u64::from(*b)),
-    }
-}
-
-fn client_value(v: wire::Value) -> Value {
-    match v {
-        wire::Value::Integer(i) => Value::Integer(i),
-        wire::Value::Float(x) => Value::Float(x),
-        wire::Value::Text(s) => Value::Text(s),
-        wire::Value::Blob(b) => Value::Blob(b),
-        wire::Value::Null => Value::Null,
-        wire::Value::UnixTime(i) => Value::UnixTime(i),
-        wire::Value::Iso8601(s) => Value::Iso8601(s),
-        wire::Value::Boolean(b) => Value::Boolean(b != 0),
-    }
-}
-
 fn params(values: &[Value]) -> wire::Params {
-    wire::Params::new(values.iter().map(wire_value).collect())
+    wire::Params::new(
+        values
+            .iter()
+            .map(|v| match v {
+                // Servers refuse type 9 in parameters; the stored value is the integer.
+                Value::UnixTime(i) => Value::Integer(*i),
+                v => v.clone(),
+            })
+            .collect(),
+    )
 }
 
 fn to_wire(req: &Req<'_>) -> wire::Request {
@@ -341,11 +324,7 @@ pub(crate) fn decode_response(
         },
         W::Rows(batch) => Resp::Rows(Batch {
             columns: batch.columns,
-            rows: batch
-                .rows
-                .into_iter()
-                .map(|r| r.into_iter().map(client_value).collect())
-                .collect(),
+            rows: batch.rows,
             more: batch.end == wire::RowsEnd::Part,
         }),
         W::Empty => Resp::Empty,

@@ -95,7 +95,7 @@ async fn sweep(store: &std::sync::Mutex<NodeStore>, config: &Config) -> Result<C
             Ok(Probe::NoLeader(a)) => {
                 last_err.get_or_insert(Error::Server {
                     node: a,
-                    code: crate::error::CODE_NOT_LEADER,
+                    code: dqlite_wire::constants::error_code::NOT_LEADER,
                     message: "no leader known".into(),
                 });
             }

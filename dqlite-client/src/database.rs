@@ -1,14 +1,18 @@
 //! [`Database`]: one connection to the leader with one database open on it.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::Value;
 use crate::client::Client;
 use crate::codec::{Req, Resp};
 use crate::conn::Conn;
 use crate::error::{Error, Result};
-use crate::rows::{Row, Rows};
+use crate::params::Params;
+use crate::row::{FromRow, Row};
+use crate::rows::Rows;
 use crate::sql::{TxEffect, split_statements, tx_effect};
-use crate::value::{Params, Value};
 
 /// What an exec reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,17 +24,37 @@ pub struct ExecResult {
     pub rows_affected: u64,
 }
 
+/// Statements dropped without [`Database::finalize`], as (connection generation, id): the
+/// database finalizes those of its current connection before its next request.
+type Dropped = Arc<Mutex<Vec<(u64, u32)>>>;
+
 /// A statement prepared on the server (see [`Database::prepare`]).
 ///
 /// It belongs to the connection it was prepared on. If that connection is replaced (after a
 /// leader change), the next use prepares it again on the new one. Finalizing consumes it, so
 /// a finalized id is never sent again (C servers crash on some reuses of finalized ids).
+/// A statement dropped without [`Database::finalize`] is finalized by its database before
+/// the database's next request, so that a long-lived (pooled) connection never piles up
+/// statements on the server (a node holds at most 1,024 per connection).
 #[derive(Debug)]
 pub struct Statement {
     sql: String,
     id: u32,
     params: u64,
     generation: u64,
+    /// Where the id goes when the statement is dropped; `None` once finalized.
+    dropped: Option<Dropped>,
+}
+
+impl Drop for Statement {
+    fn drop(&mut self) {
+        if let Some(queue) = self.dropped.take() {
+            queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((self.generation, self.id));
+        }
+    }
 }
 
 impl Statement {
@@ -64,8 +88,13 @@ pub struct Database {
     in_tx: bool,
     /// A ROWS stream was started and not read to its DONE batch.
     pub(crate) stream_open: bool,
-    /// A transaction guard was dropped without commit/rollback: roll back before anything else.
-    pending_rollback: bool,
+    /// Statements to run before anything else, each with whether it ends the transaction:
+    /// the rollbacks of transaction and savepoint guards dropped without commit/rollback.
+    pending: Vec<(String, bool)>,
+    /// Statements dropped without finalize (see [`Statement`]).
+    dropped: Dropped,
+    /// Savepoints started, for unique names.
+    savepoints: u64,
 }
 
 impl Database {
@@ -77,7 +106,9 @@ impl Database {
             generation: 0,
             in_tx: false,
             stream_open: false,
-            pending_rollback: false,
+            pending: Vec::new(),
+            dropped: Arc::default(),
+            savepoints: 0,
         }
     }
 
@@ -101,7 +132,7 @@ impl Database {
         self.conn.as_ref().is_some_and(Conn::is_usable)
             && !self.in_tx
             && !self.stream_open
-            && !self.pending_rollback
+            && self.pending.is_empty()
     }
 
     /// Whether a transaction may be open on the server.
@@ -125,14 +156,15 @@ impl Database {
     }
 
     /// Bring the connection to a state where a new request can be sent: drain a half-read
-    /// stream, roll back an abandoned transaction, reconnect a broken connection.
+    /// stream, roll back abandoned transactions and savepoints, finalize dropped statements,
+    /// reconnect a broken connection.
     async fn ready(&mut self) -> Result<&mut Conn> {
         let usable = self.conn.as_ref().is_some_and(Conn::is_usable);
         if !usable {
-            if self.in_tx || self.pending_rollback {
+            if self.in_tx || !self.pending.is_empty() {
                 // The transaction died with the connection.
                 self.in_tx = false;
-                self.pending_rollback = false;
+                self.pending.clear();
             }
             self.connect().await?;
         }
@@ -145,28 +177,48 @@ impl Database {
                 return Err(e);
             }
         }
-        if self.pending_rollback {
-            self.pending_rollback = false;
-            self.in_tx = false;
-            if let Some(c) = self.conn.as_mut() {
-                let req = Req::ExecSql {
-                    sql: "ROLLBACK",
-                    params: &[],
-                };
-                // "no transaction is active" is fine: the server may have rolled back already.
-                if let Err(e) = c.call(&req).await
-                    && e.is_connection_error()
-                {
-                    self.conn = None;
-                }
+        for (sql, ends_tx) in std::mem::take(&mut self.pending) {
+            if ends_tx {
+                self.in_tx = false;
+            }
+            let Some(c) = self.conn.as_mut() else { break };
+            let req = Req::ExecSql {
+                sql: &sql,
+                params: &[],
+            };
+            // "no transaction is active" is fine: the server may have rolled back already.
+            if let Err(e) = c.call(&req).await
+                && e.is_connection_error()
+            {
+                // The transaction dies with the connection.
+                self.conn = None;
+                self.in_tx = false;
             }
         }
+        self.finalize_dropped().await;
         if self.conn.is_none() {
             self.connect().await?;
         }
         self.conn
             .as_mut()
             .ok_or_else(|| Error::Usage("not connected".into()))
+    }
+
+    /// FINALIZE the statements of this connection that were dropped without
+    /// [`Database::finalize`] (those of earlier connections died with them).
+    async fn finalize_dropped(&mut self) {
+        let dropped = std::mem::take(&mut *self.dropped.lock().unwrap_or_else(|e| e.into_inner()));
+        for (generation, id) in dropped {
+            let Some(c) = self.conn.as_mut().filter(|_| generation == self.generation) else {
+                continue;
+            };
+            // A statement the server no longer has is fine: it is gone either way.
+            if let Err(e) = c.call(&Req::Finalize { stmt: id }).await
+                && e.is_connection_error()
+            {
+                self.conn = None;
+            }
+        }
     }
 
     /// Decide what to do after a failed request. Returns `Ok(())` to retry (after a backoff
@@ -322,6 +374,32 @@ impl Database {
         self.query(sql, params).await?.collect_all().await
     }
 
+    /// Run a query and collect every row as `T`: a tuple of up to 12 values, a struct with
+    /// `#[derive(FromRow)]` (feature `derive`), ... (see [`FromRow`]).
+    pub async fn query_as<T: FromRow>(&mut self, sql: &str, params: impl Params) -> Result<Vec<T>> {
+        self.query(sql, params).await?.collect_as().await
+    }
+
+    /// Run a query that must return a row and return the first; [`Error::NoRows`] when there
+    /// is none. Rows after the first are discarded.
+    pub async fn query_row(&mut self, sql: &str, params: impl Params) -> Result<Row> {
+        self.query_opt(sql, params)
+            .await?
+            .ok_or_else(|| Error::NoRows {
+                sql: sql.to_owned(),
+            })
+    }
+
+    /// Run a query and return its first row, or `None` when it returns none. Rows after the
+    /// first are discarded.
+    pub async fn query_opt(&mut self, sql: &str, params: impl Params) -> Result<Option<Row>> {
+        let mut rows = self.query(sql, params).await?;
+        let first = rows.next_row().await.transpose()?;
+        // A stream not read to its end is drained before the next request.
+        drop(rows);
+        Ok(first)
+    }
+
     /// Read the next batch of the open stream (used by [`Rows`]).
     pub(crate) async fn next_batch(
         &mut self,
@@ -409,6 +487,7 @@ impl Database {
                 id,
                 params,
                 generation: self.generation,
+                dropped: Some(self.dropped.clone()),
             }),
             other => Err(self.unexpected(&req, &other)),
         }
@@ -509,7 +588,9 @@ impl Database {
     }
 
     /// Finalize a prepared statement (a no-op if its connection is gone: so is the statement).
-    pub async fn finalize(&mut self, stmt: Statement) -> Result<()> {
+    /// Dropping it has the same effect, before the database's next request.
+    pub async fn finalize(&mut self, mut stmt: Statement) -> Result<()> {
+        stmt.dropped = None;
         if stmt.generation != self.generation || !self.conn.as_ref().is_some_and(Conn::is_usable) {
             return Ok(());
         }
@@ -529,74 +610,142 @@ impl Database {
     }
 
     /// Begin a transaction (`BEGIN`); the guard rolls it back if dropped without
-    /// [`Transaction::commit`].
+    /// [`Transaction::commit`]. The guard dereferences to this database, so every query
+    /// method works inside it, and [`Database::savepoint`] on it nests a savepoint.
     pub async fn transaction(&mut self) -> Result<Transaction<'_>> {
         self.exec("BEGIN", ()).await?;
         Ok(Transaction {
             db: self,
+            savepoint: None,
+            ends_tx: true,
             done: false,
         })
     }
 
-    /// Run one single-value query and return that value (convenience for `SELECT count(*)`).
+    /// Start a savepoint (`SAVEPOINT`): inside a transaction (`tx.savepoint()`, nested as
+    /// deep as wanted), or as a transaction of its own. [`Transaction::commit`] releases it,
+    /// [`Transaction::rollback`] (or dropping the guard) rolls back to it and releases it.
+    pub async fn savepoint(&mut self) -> Result<Transaction<'_>> {
+        self.savepoints += 1;
+        let name = format!("dqlite_client_sp{}", self.savepoints);
+        let ends_tx = !self.in_tx;
+        self.exec(&format!("SAVEPOINT {name}"), ()).await?;
+        Ok(Transaction {
+            db: self,
+            savepoint: Some(name),
+            ends_tx,
+            done: false,
+        })
+    }
+
+    /// Run one query and return the first value of its first row (e.g. `SELECT count(*)`);
+    /// [`Error::NoRows`] when it returns no row.
     pub async fn query_value(&mut self, sql: &str, params: impl Params) -> Result<Value> {
-        let rows = self.query_all(sql, params).await?;
-        rows.into_iter()
+        let row = self.query_row(sql, params).await?;
+        row.into_values()
+            .into_iter()
             .next()
-            .and_then(|r| r.into_values().into_iter().next())
-            .ok_or_else(|| Error::Usage(format!("query returned no value: {sql}")))
+            .ok_or_else(|| Error::Usage(format!("query returned a row without columns: {sql}")))
     }
 }
 
-/// An open transaction. Dropping it without [`Transaction::commit`] or
-/// [`Transaction::rollback`] rolls it back before the database's next request.
+/// An open transaction or savepoint ([`Database::transaction`], [`Database::savepoint`]).
+///
+/// It dereferences to the [`Database`], so every query method (`exec`, `query`,
+/// `query_row`, `query_as`, `prepare`, ...) runs inside it, and `savepoint()` nests a
+/// savepoint. Dropping it without [`Transaction::commit`] or [`Transaction::rollback`] rolls
+/// it back before the database's next request.
 #[derive(Debug)]
 pub struct Transaction<'a> {
     db: &'a mut Database,
+    /// The savepoint's name; `None` for BEGIN..COMMIT.
+    savepoint: Option<String>,
+    /// Whether ending it ends the server's transaction (BEGIN, or an outermost savepoint).
+    ends_tx: bool,
     done: bool,
 }
 
 impl Transaction<'_> {
-    /// Execute within the transaction.
-    pub async fn exec(&mut self, sql: &str, params: impl Params) -> Result<ExecResult> {
-        self.db.exec(sql, params).await
+    /// The savepoint's name, or `None` for a transaction started with BEGIN.
+    pub fn savepoint_name(&self) -> Option<&str> {
+        self.savepoint.as_deref()
     }
 
-    /// Query within the transaction.
-    pub async fn query(&mut self, sql: &str, params: impl Params) -> Result<Rows<'_>> {
-        self.db.query(sql, params).await
-    }
-
-    /// Query within the transaction and collect the rows.
-    pub async fn query_all(&mut self, sql: &str, params: impl Params) -> Result<Vec<Row>> {
-        self.db.query_all(sql, params).await
-    }
-
-    /// Commit. On error the transaction is over either way on C dqlite (a failed COMMIT rolls
-    /// back), except for an unknown outcome.
+    /// Commit (COMMIT, or RELEASE of a savepoint). On error a transaction is over either way
+    /// on C dqlite (a failed COMMIT rolls back), except for an unknown outcome.
     pub async fn commit(mut self) -> Result<ExecResult> {
         self.done = true;
-        let r = self.db.exec("COMMIT", ()).await;
-        if r.is_err() {
-            self.db.in_tx = false;
-            self.db.pending_rollback = true;
+        let (sql, undo) = match &self.savepoint {
+            None => ("COMMIT".to_owned(), vec![("ROLLBACK".to_owned(), true)]),
+            Some(name) => (
+                format!("RELEASE SAVEPOINT {name}"),
+                self.undo_savepoint(name),
+            ),
+        };
+        let r = self.db.exec(&sql, ()).await;
+        match &r {
+            Ok(_) if self.ends_tx => self.db.in_tx = false,
+            Ok(_) => {}
+            Err(_) => self.db.pending.extend(undo),
         }
         r
     }
 
-    /// Roll back.
+    /// Roll back (ROLLBACK, or ROLLBACK TO and RELEASE of a savepoint).
     pub async fn rollback(mut self) -> Result<()> {
         self.done = true;
-        let r = self.db.exec("ROLLBACK", ()).await.map(|_| ());
-        self.db.in_tx = false;
-        r
+        match self.savepoint.clone() {
+            None => {
+                let r = self.db.exec("ROLLBACK", ()).await.map(|_| ());
+                self.db.in_tx = false;
+                r
+            }
+            Some(name) => {
+                self.db
+                    .exec(&format!("ROLLBACK TO SAVEPOINT {name}"), ())
+                    .await?;
+                self.db
+                    .exec(&format!("RELEASE SAVEPOINT {name}"), ())
+                    .await?;
+                if self.ends_tx {
+                    self.db.in_tx = false;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The statements that undo savepoint `name`.
+    fn undo_savepoint(&self, name: &str) -> Vec<(String, bool)> {
+        vec![
+            (format!("ROLLBACK TO SAVEPOINT {name}"), false),
+            (format!("RELEASE SAVEPOINT {name}"), self.ends_tx),
+        ]
+    }
+}
+
+impl Deref for Transaction<'_> {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        self.db
+    }
+}
+
+impl DerefMut for Transaction<'_> {
+    fn deref_mut(&mut self) -> &mut Database {
+        self.db
     }
 }
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.db.pending_rollback = true;
+            let undo = match &self.savepoint {
+                None => vec![("ROLLBACK".to_owned(), true)],
+                Some(name) => self.undo_savepoint(name),
+            };
+            self.db.pending.extend(undo);
         }
     }
 }

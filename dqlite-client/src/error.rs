@@ -8,20 +8,120 @@
 
 use std::time::Duration;
 
-/// `SQLITE_IOERR_NOT_LEADER`: the node that answered is not the leader.
-pub const CODE_NOT_LEADER: u64 = 10250;
-/// `SQLITE_IOERR_LEADERSHIP_LOST`: leadership was lost while the request was in flight; the
-/// outcome of a write is unknown.
-pub const CODE_LEADERSHIP_LOST: u64 = 10506;
-/// `SQLITE_NOTFOUND` as used by dqlite: "no database opened" (also after a leadership change) or
-/// "no statement with the given id".
-pub const CODE_NOT_FOUND: u64 = 12;
-/// Legacy (pre-1.0) not-leader code, still mapped by go-dqlite.
-pub const CODE_LEGACY_NOT_LEADER: u64 = 8202;
-/// Legacy (pre-1.0) leadership-lost code.
-pub const CODE_LEGACY_LEADERSHIP_LOST: u64 = 8458;
-/// `SQLITE_BUSY`: the database is locked by another connection's write transaction.
-pub const CODE_BUSY: u64 = 5;
+use dqlite_wire::constants::error_code as code;
+
+/// What a server's FAILURE code means, for the errors a program acts on: [`Error::code`]
+/// classifies the raw code ([`Error::raw_code`]) by its SQLite primary code (2067, a UNIQUE
+/// violation, is [`ErrorCode::Constraint`]) or its dqlite meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 0: the SQL held no statement (go-dqlite treats it as a bad connection).
+    EmptyStatement,
+    /// 1 SQLITE_ERROR: SQL error (syntax, missing table, ...).
+    Error,
+    /// 2 SQLITE_INTERNAL.
+    Internal,
+    /// 3 SQLITE_PERM.
+    Permission,
+    /// 4 SQLITE_ABORT.
+    Abort,
+    /// 5 SQLITE_BUSY (and its extended codes): the database is locked by another writer.
+    Busy,
+    /// 6 SQLITE_LOCKED: a table is locked.
+    Locked,
+    /// 7 SQLITE_NOMEM.
+    NoMemory,
+    /// 8 SQLITE_READONLY.
+    ReadOnly,
+    /// 9 SQLITE_INTERRUPT: the statement was interrupted.
+    Interrupted,
+    /// 10 SQLITE_IOERR (other than the two dqlite leadership codes).
+    IoError,
+    /// 11 SQLITE_CORRUPT.
+    Corrupt,
+    /// 12 SQLITE_NOTFOUND ("no database opened", "no statement with the given id") and
+    /// dqlite's 1002.
+    NotFound,
+    /// 13 SQLITE_FULL.
+    Full,
+    /// 14 SQLITE_CANTOPEN.
+    CantOpen,
+    /// 15 SQLITE_PROTOCOL and dqlite's 1001.
+    Protocol,
+    /// 17 SQLITE_SCHEMA.
+    Schema,
+    /// 18 SQLITE_TOOBIG.
+    TooBig,
+    /// 19 SQLITE_CONSTRAINT and its extended codes (UNIQUE, NOT NULL, CHECK, ...).
+    Constraint,
+    /// 20 SQLITE_MISMATCH.
+    Mismatch,
+    /// 21 SQLITE_MISUSE.
+    Misuse,
+    /// 23 SQLITE_AUTH.
+    Auth,
+    /// 25 SQLITE_RANGE: a parameter index out of range.
+    Range,
+    /// 26 SQLITE_NOTADB.
+    NotADatabase,
+    /// 1005 DQLITE_PARSE: the server could not parse the request (unknown type or schema,
+    /// undecodable parameters on classic servers).
+    Parse,
+    /// 10250 (and the pre-1.0 8202): the node is not the leader.
+    NotLeader,
+    /// 10506 (and the pre-1.0 8458): leadership was lost while the request was in flight; a
+    /// write's outcome is unknown.
+    LeadershipLost,
+    /// Any other code (see [`Error::raw_code`]).
+    Other,
+}
+
+impl ErrorCode {
+    /// The meaning of a raw FAILURE code.
+    pub fn from_raw(raw: u64) -> ErrorCode {
+        match raw {
+            code::NOT_LEADER | code::LEGACY_NOT_LEADER => return ErrorCode::NotLeader,
+            code::LEADERSHIP_LOST | code::LEGACY_LEADERSHIP_LOST => {
+                return ErrorCode::LeadershipLost;
+            }
+            code::DQLITE_PARSE => return ErrorCode::Parse,
+            code::DQLITE_PROTO => return ErrorCode::Protocol,
+            code::DQLITE_NOTFOUND => return ErrorCode::NotFound,
+            code::EMPTY_STATEMENT => return ErrorCode::EmptyStatement,
+            _ => {}
+        }
+        if raw > u64::from(u32::MAX) {
+            return ErrorCode::Other;
+        }
+        match code::primary(raw) {
+            code::ERROR => ErrorCode::Error,
+            code::INTERNAL => ErrorCode::Internal,
+            code::PERM => ErrorCode::Permission,
+            code::ABORT => ErrorCode::Abort,
+            code::BUSY => ErrorCode::Busy,
+            code::LOCKED => ErrorCode::Locked,
+            code::NOMEM => ErrorCode::NoMemory,
+            code::READONLY => ErrorCode::ReadOnly,
+            code::INTERRUPT => ErrorCode::Interrupted,
+            code::IOERR => ErrorCode::IoError,
+            code::CORRUPT => ErrorCode::Corrupt,
+            code::NOTFOUND => ErrorCode::NotFound,
+            code::FULL => ErrorCode::Full,
+            code::CANTOPEN => ErrorCode::CantOpen,
+            code::PROTOCOL => ErrorCode::Protocol,
+            code::SCHEMA => ErrorCode::Schema,
+            code::TOOBIG => ErrorCode::TooBig,
+            code::CONSTRAINT => ErrorCode::Constraint,
+            code::MISMATCH => ErrorCode::Mismatch,
+            code::MISUSE => ErrorCode::Misuse,
+            code::AUTH => ErrorCode::Auth,
+            code::RANGE => ErrorCode::Range,
+            code::NOTADB => ErrorCode::NotADatabase,
+            _ => ErrorCode::Other,
+        }
+    }
+}
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -125,14 +225,24 @@ pub enum Error {
         node: String,
     },
     /// A value could not be converted to the requested Rust type.
-    #[error("column {column}: cannot convert {found} to {wanted}")]
+    #[error("column {column}: {source}")]
     Conversion {
-        /// Column index.
-        column: usize,
-        /// The value's type.
-        found: &'static str,
-        /// The requested type.
-        wanted: &'static str,
+        /// The column, as a number (`3`) or a quoted name (`"name"`).
+        column: String,
+        /// What could not be converted, and why.
+        source: crate::FromValueError,
+    },
+    /// A query that must return a row returned none ([`crate::Database::query_row`]).
+    #[error("query returned no rows: {sql}")]
+    NoRows {
+        /// The SQL.
+        sql: String,
+    },
+    /// No pooled connection came free within the pool's acquire timeout.
+    #[error("no connection of the pool came free within {waited:?}")]
+    PoolTimeout {
+        /// How long the caller waited.
+        waited: Duration,
     },
     /// A caller-side misuse (e.g. a parameter that cannot be sent, a column index out of range).
     #[error("invalid use: {0}")]
@@ -148,12 +258,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// The server's error code, if a server answered with a FAILURE (looking through
+    /// What the server's error code means, if a server answered with a FAILURE (looking
+    /// through [`Error::OutcomeUnknown`]); the code itself is [`Error::raw_code`].
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.raw_code().map(ErrorCode::from_raw)
+    }
+
+    /// The server's error code as sent (SQLite extended code or a dqlite code, e.g. 2067 or
+    /// 10250), if a server answered with a FAILURE (looking through
     /// [`Error::OutcomeUnknown`]).
-    pub fn code(&self) -> Option<u64> {
+    pub fn raw_code(&self) -> Option<u64> {
         match self {
             Error::Server { code, .. } => Some(*code),
-            Error::OutcomeUnknown { source } => source.code(),
+            Error::OutcomeUnknown { source } => source.raw_code(),
             _ => None,
         }
     }
@@ -188,7 +305,7 @@ impl Error {
         matches!(
             self,
             Error::Server {
-                code: CODE_NOT_LEADER | CODE_LEGACY_NOT_LEADER,
+                code: code::NOT_LEADER | code::LEGACY_NOT_LEADER,
                 ..
             }
         )
@@ -200,7 +317,7 @@ impl Error {
         match self {
             Error::OutcomeUnknown { .. } => true,
             Error::Server { code, .. } => {
-                *code == CODE_LEADERSHIP_LOST || *code == CODE_LEGACY_LEADERSHIP_LOST
+                *code == code::LEADERSHIP_LOST || *code == code::LEGACY_LEADERSHIP_LOST
             }
             _ => false,
         }
@@ -221,12 +338,12 @@ impl Error {
             Error::Server { code, .. } => {
                 matches!(
                     *code,
-                    CODE_NOT_LEADER
-                        | CODE_LEADERSHIP_LOST
-                        | CODE_LEGACY_NOT_LEADER
-                        | CODE_LEGACY_LEADERSHIP_LOST
-                        | 0
-                ) || (*code == CODE_NOT_FOUND && self.message() == Some("no database opened"))
+                    code::NOT_LEADER
+                        | code::LEADERSHIP_LOST
+                        | code::LEGACY_NOT_LEADER
+                        | code::LEGACY_LEADERSHIP_LOST
+                        | code::EMPTY_STATEMENT
+                ) || (*code == code::NOTFOUND && self.message() == Some("no database opened"))
             }
             Error::OutcomeUnknown { source } => source.is_connection_error(),
             _ => false,
@@ -242,8 +359,8 @@ impl Error {
         }
         match self {
             Error::Server { code, message, .. } => {
-                matches!(*code, CODE_NOT_LEADER | CODE_LEGACY_NOT_LEADER)
-                    || (*code == CODE_NOT_FOUND && message == "no database opened")
+                matches!(*code, code::NOT_LEADER | code::LEGACY_NOT_LEADER)
+                    || (*code == code::NOTFOUND && message == "no database opened")
             }
             Error::Io { op, .. } | Error::Timeout { op, .. } => *op == "connect",
             Error::NoLeader { .. } => true,
@@ -276,30 +393,58 @@ mod tests {
 
     #[test]
     fn classification() {
-        let nl = server(CODE_NOT_LEADER, "not leader");
+        let nl = server(code::NOT_LEADER, "not leader");
+        assert_eq!(nl.code(), Some(ErrorCode::NotLeader));
         assert!(nl.is_not_leader() && nl.is_retryable() && nl.is_connection_error());
         assert!(!nl.is_outcome_unknown());
 
-        let lost = server(CODE_LEADERSHIP_LOST, "disk I/O error");
+        let lost = server(code::LEADERSHIP_LOST, "disk I/O error");
+        assert_eq!(lost.code(), Some(ErrorCode::LeadershipLost));
         assert!(lost.is_outcome_unknown() && !lost.is_retryable());
 
-        let nodb = server(CODE_NOT_FOUND, "no database opened");
+        let nodb = server(code::NOTFOUND, "no database opened");
         assert!(nodb.is_retryable() && nodb.is_connection_error());
-        let nostmt = server(CODE_NOT_FOUND, "no statement with the given id");
+        let nostmt = server(code::NOTFOUND, "no statement with the given id");
         assert!(!nostmt.is_retryable() && !nostmt.is_connection_error());
 
         let unique = server(2067, "UNIQUE constraint failed: t.k");
         assert!(!unique.is_retryable() && !unique.is_connection_error());
-        assert_eq!(unique.code(), Some(2067));
+        assert_eq!(unique.code(), Some(ErrorCode::Constraint));
+        assert_eq!(unique.raw_code(), Some(2067));
         assert_eq!(unique.node(), Some("n1"));
 
         let wrapped = server(2067, "x").outcome_unknown();
         assert!(wrapped.is_outcome_unknown() && !wrapped.is_retryable());
-        assert_eq!(wrapped.code(), Some(2067));
+        assert_eq!(wrapped.raw_code(), Some(2067));
         assert!(matches!(
             wrapped.outcome_unknown(),
             Error::OutcomeUnknown { source } if matches!(*source, Error::Server { .. })
         ));
+    }
+
+    #[test]
+    fn codes_are_typed() {
+        for (raw, kind) in [
+            (0, ErrorCode::EmptyStatement),
+            (1, ErrorCode::Error),
+            (5, ErrorCode::Busy),
+            (517, ErrorCode::Busy),
+            (6, ErrorCode::Locked),
+            (9, ErrorCode::Interrupted),
+            (12, ErrorCode::NotFound),
+            (1002, ErrorCode::NotFound),
+            (19, ErrorCode::Constraint),
+            (1299, ErrorCode::Constraint),
+            (25, ErrorCode::Range),
+            (1005, ErrorCode::Parse),
+            (8202, ErrorCode::NotLeader),
+            (8458, ErrorCode::LeadershipLost),
+            (778, ErrorCode::IoError),
+            (99, ErrorCode::Other),
+            (1 << 40, ErrorCode::Other),
+        ] {
+            assert_eq!(ErrorCode::from_raw(raw), kind, "{raw}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Result rows, streamed batch by batch.
+//! Result rows of a query, streamed batch by batch ([`Rows`]).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -8,67 +8,11 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use futures::future::BoxFuture;
 
+use crate::Value;
 use crate::codec::Batch;
 use crate::database::Database;
-use crate::error::{Error, Result};
-use crate::value::{FromValue, Value};
-
-/// One result row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    columns: Arc<[String]>,
-    values: Vec<Value>,
-}
-
-impl Row {
-    /// The column names.
-    pub fn columns(&self) -> &[String] {
-        &self.columns
-    }
-
-    /// The values, in column order.
-    pub fn values(&self) -> &[Value] {
-        &self.values
-    }
-
-    /// The values, owned.
-    pub fn into_values(self) -> Vec<Value> {
-        self.values
-    }
-
-    /// Number of columns.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// True for a row without columns.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
-    /// Column `index` converted to `T`.
-    pub fn get<T: FromValue>(&self, index: usize) -> Result<T> {
-        self.values
-            .get(index)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "column index {index} out of range ({} columns)",
-                    self.values.len()
-                ))
-            })?
-            .get(index)
-    }
-
-    /// The column named `name` converted to `T`.
-    pub fn get_by_name<T: FromValue>(&self, name: &str) -> Result<T> {
-        let index = self
-            .columns
-            .iter()
-            .position(|c| c == name)
-            .ok_or_else(|| Error::Usage(format!("no column named {name:?}")))?;
-        self.get(index)
-    }
-}
+use crate::error::Result;
+use crate::row::{FromRow, Row};
 
 type Pending<'a> = BoxFuture<'a, (&'a mut Database, Result<Batch>)>;
 
@@ -135,6 +79,15 @@ impl<'a> Rows<'a> {
         Ok(out)
     }
 
+    /// Read every remaining row as `T` (see [`FromRow`]).
+    pub async fn collect_as<T: FromRow>(mut self) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(self.buffered.len());
+        while let Some(r) = self.next_row().await {
+            out.push(T::from_row(&r?)?);
+        }
+        Ok(out)
+    }
+
     /// Stop reading: tell the server (INTERRUPT) and discard the rest of the result.
     pub async fn interrupt(mut self) -> Result<()> {
         self.buffered.clear();
@@ -154,10 +107,7 @@ impl Stream for Rows<'_> {
         let this = &mut *self;
         loop {
             if let Some(values) = this.buffered.pop_front() {
-                return Poll::Ready(Some(Ok(Row {
-                    columns: this.columns.clone(),
-                    values,
-                })));
+                return Poll::Ready(Some(Ok(Row::new(this.columns.clone(), values))));
             }
             if !this.more || this.failed {
                 return Poll::Ready(None);

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dqlite_client::{Client, Role, params};
+use dqlite_client::{Client, FromValue, Role, params};
 use futures::FutureExt;
 use support::{Backend, Cluster, Select, start_cluster, wait_voters};
 
@@ -155,7 +155,7 @@ async fn add_spare_then_remove(client: &Client) {
     })
     .await;
     let dup = client.add(4242, &ghost_addr).await.unwrap_err();
-    assert_eq!(dup.code(), Some(1), "{dup}");
+    assert_eq!(dup.raw_code(), Some(1), "{dup}");
     client.remove(4242).await.unwrap();
     wait_for(client, "ghost removed", |n| n.iter().all(|x| x.id != 4242)).await;
 }
@@ -194,7 +194,7 @@ async fn fourth_node(cluster: &mut Cluster, client: &Client) {
     .await;
     // Assigning the role it already has is refused.
     let same = client.assign(fourth.id, target).await.unwrap_err();
-    assert_eq!(same.code(), Some(1), "{same}");
+    assert_eq!(same.raw_code(), Some(1), "{same}");
     // The ASSIGN's change may still be in its second phase (dqlite-rs: joint consensus).
     retry_in_change("remove", || client.remove(fourth.id)).await;
     wait_for(client, "4th node removed", |n| {
@@ -268,7 +268,7 @@ async fn transfer(client: &Client) {
         .unwrap();
     assert_eq!(db.node(), Some(target.address.as_str()));
     let n = db.query_value("SELECT count(*) FROM d", ()).await.unwrap();
-    assert_eq!(n.get::<i64>(0).unwrap(), 2);
+    assert_eq!(i64::from_value(&n).unwrap(), 2);
     wait_voters(client, 3, Duration::from_secs(30)).await;
 }
 

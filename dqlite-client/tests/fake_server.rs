@@ -536,7 +536,7 @@ async fn not_leader_is_retried_leadership_lost_is_not() {
     );
     let e = db.exec("lost", ()).await.unwrap_err();
     assert!(e.is_outcome_unknown() && !e.is_retryable(), "{e}");
-    assert_eq!(e.code(), Some(10506));
+    assert_eq!(e.raw_code(), Some(10506));
     assert_eq!(execs.load(Ordering::SeqCst), 4, "never retried");
 }
 

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use dqlite_client::{Client, Value, params};
+use dqlite_client::{Client, ErrorCode, FromValue, Value, params};
 use futures::StreamExt;
 use support::{Backend, Case, Select, run_cases, start_cluster, test_config};
 
@@ -54,7 +54,7 @@ async fn sql_and_shell(backend: Backend, select: Select) {
 
     let c = || client.clone();
     let mut cases: Vec<Case> = vec![
-        ("value_types", Box::pin(value_types(c()))),
+        ("value_types", Box::pin(value_types(c(), backend))),
         ("streaming_10000_rows", Box::pin(streaming(c()))),
         ("prepared_statements", Box::pin(prepared(c()))),
         ("transactions", Box::pin(transactions(c()))),
@@ -96,7 +96,7 @@ async fn sql_and_shell(backend: Backend, select: Select) {
     cluster.kill_all().unwrap();
 }
 
-async fn value_types(client: Client) {
+async fn value_types(client: Client, backend: Backend) {
     let mut db = client.open("values").await.unwrap();
     db.exec(
         "CREATE TABLE v (i INTEGER, f REAL, t TEXT, b BLOB, n, d DATETIME, u DATETIME, \
@@ -115,7 +115,7 @@ async fn value_types(client: Client) {
         Value::Iso8601("2024-01-02 03:04:05".into()),
         // UNIXTIME cannot be a parameter: the client sends the integer it holds.
         Value::UnixTime(1_700_000_000),
-        Value::Boolean(true),
+        Value::Boolean(1),
         Value::Null,
         Value::Null,
     ];
@@ -144,7 +144,7 @@ async fn value_types(client: Client) {
     let types: Vec<String> = types[0]
         .values()
         .iter()
-        .map(|v| v.get(0).unwrap())
+        .map(|v| String::from_value(v).unwrap())
         .collect();
     assert_eq!(
         types,
@@ -167,17 +167,35 @@ async fn value_types(client: Client) {
     assert_eq!(got[4], Value::Null);
     assert_eq!(got[5], Value::Iso8601("2024-01-02 03:04:05".into()));
     assert_eq!(got[6], Value::UnixTime(1_700_000_000));
-    assert_eq!(got[7], Value::Boolean(true));
-    assert_eq!(
-        got[8],
-        Value::Boolean(false),
-        "NULL in a BOOLEAN column comes back false"
-    );
-    assert_eq!(
-        got[9],
-        Value::Iso8601(String::new()),
-        "NULL in a DATETIME column is ''"
-    );
+    assert_eq!(got[7], Value::Boolean(1));
+    match backend {
+        // C 1.11 sends NULL in a BOOLEAN column as false and in a DATETIME column as ''.
+        Backend::C => {
+            assert_eq!(
+                got[8],
+                Value::Boolean(0),
+                "C: NULL in a BOOLEAN column is false"
+            );
+            assert_eq!(
+                got[9],
+                Value::Iso8601(String::new()),
+                "C: NULL DATETIME is ''"
+            );
+        }
+        // dqlite-rs sends NULL as NULL (dqlite-node's F7).
+        Backend::Rs => {
+            assert_eq!(
+                got[8],
+                Value::Null,
+                "dqlite-rs: NULL in a BOOLEAN column is NULL"
+            );
+            assert_eq!(
+                got[9],
+                Value::Null,
+                "dqlite-rs: NULL in a DATETIME column is NULL"
+            );
+        }
+    }
     assert_eq!(rows[0].get::<Option<String>>(9).unwrap(), None);
     assert_eq!(rows[0].get_by_name::<i64>("u").unwrap(), 1_700_000_000);
     let second = rows[1].values();
@@ -185,7 +203,7 @@ async fn value_types(client: Client) {
     assert_eq!(second[1], Value::Float(f64::INFINITY));
     assert_eq!(second[2], Value::Text(String::new()));
     assert_eq!(second[3], Value::Blob(vec![]));
-    assert_eq!(second[7], Value::Boolean(false));
+    assert_eq!(second[7], Value::Boolean(0));
 
     // Expressions keep their storage class; parameters of every type round-trip through SELECT.
     let echo = db
@@ -320,7 +338,7 @@ async fn prepared(client: Client) {
     db.finalize(ins).await.unwrap();
     // A statement with a syntax error fails to prepare and the connection stays usable.
     let e = db.prepare("SELEC 1").await.unwrap_err();
-    assert_eq!(e.code(), Some(1), "{e}");
+    assert_eq!(e.raw_code(), Some(1), "{e}");
     let mut again = db.prepare("SELECT count(*) FROM p").await.unwrap();
     let rows = db
         .query_prepared(&mut again, ())
@@ -334,7 +352,7 @@ async fn prepared(client: Client) {
 }
 
 async fn count(db: &mut dqlite_client::Database, table: &str) -> i64 {
-    db.query_value(&format!("SELECT count(*) FROM {table}"), ())
+    db.query_row(&format!("SELECT count(*) FROM {table}"), ())
         .await
         .unwrap()
         .get(0)
@@ -406,7 +424,7 @@ async fn errors(client: Client, backend: Backend) {
     ];
     for (sql, code, msg) in cases {
         let e = db.exec(sql, ()).await.unwrap_err();
-        assert_eq!(e.code(), Some(code), "{sql}: {e}");
+        assert_eq!(e.raw_code(), Some(code), "{sql}: {e}");
         assert!(e.message().unwrap().contains(msg), "{sql}: {e}");
         assert!(!e.is_retryable() && !e.is_connection_error() && !e.is_outcome_unknown());
         assert_eq!(e.node(), db.node(), "the error names the node");
@@ -416,14 +434,14 @@ async fn errors(client: Client, backend: Backend) {
     // Query errors: at prepare time, and while stepping (C prefixes that FAILURE with the
     // batch's column header; the client must still see the real code and message).
     let e = db.query_all("SELECT * FROM nope", ()).await.unwrap_err();
-    assert_eq!(e.code(), Some(1));
+    assert_eq!(e.raw_code(), Some(1));
     let e = db
         .query_all("SELECT abs(-9223372036854775807 - 1) AS boom", ())
         .await
         .unwrap_err();
     assert_eq!(
-        (e.code(), e.message()),
-        (Some(1), Some("integer overflow")),
+        (e.code(), e.raw_code(), e.message()),
+        (Some(ErrorCode::Error), Some(1), Some("integer overflow")),
         "{e}"
     );
     let e = db
@@ -439,7 +457,7 @@ async fn errors(client: Client, backend: Backend) {
         // C 1.11 binds every value it got: the third bind fails with SQLITE_RANGE.
         Backend::C => {
             let e = r.unwrap_err();
-            assert_eq!(e.code(), Some(25), "{e}");
+            assert_eq!(e.raw_code(), Some(25), "{e}");
             assert_eq!(count(&mut db, "e").await, 1);
         }
         // dqlite-rs follows current C dqlite (>= 1.18.2, `wire-protocol.md` §3.3): it binds as
@@ -472,7 +490,7 @@ async fn many_params(client: Client, backend: Backend) {
         // error"), and the connection stays usable.
         Backend::C => {
             for e in [r.unwrap_err(), q.unwrap_err()] {
-                assert_eq!(e.code(), Some(1005), "{e}");
+                assert_eq!(e.raw_code(), Some(1005), "{e}");
             }
             assert_eq!(count(&mut db, "w").await, 0);
         }
@@ -553,7 +571,7 @@ async fn concurrent_writers(client: Client, backend: Backend) {
             for i in 0..25i64 {
                 match db.exec("INSERT INTO cw VALUES (?, ?)", params![w, i]).await {
                     Ok(_) => ok += 1,
-                    Err(e) if e.code().is_some_and(|c| c & 0xff == 5) => busy += 1,
+                    Err(e) if e.raw_code().is_some_and(|c| c & 0xff == 5) => busy += 1,
                     Err(e) => panic!("writer {w}: {e}"),
                 }
             }

@@ -35,12 +35,12 @@ async fn add_makes_a_spare_and_assign_moves_it_between_roles() {
     client.add(7, ghost).await.unwrap();
     assert_eq!(role_of(&client, 7).await, Some(Role::Spare));
     let dup = client.add(7, ghost).await.unwrap_err();
-    assert_eq!(dup.code(), Some(1), "{dup}");
+    assert_eq!(dup.raw_code(), Some(1), "{dup}");
 
     client.assign(7, Role::Standby).await.unwrap();
     assert_eq!(role_of(&client, 7).await, Some(Role::Standby));
     let again = client.assign(7, Role::Standby).await.unwrap_err();
-    assert_eq!(again.code(), Some(1), "{again}");
+    assert_eq!(again.raw_code(), Some(1), "{again}");
 
     client.assign(7, Role::Spare).await.unwrap();
     assert_eq!(role_of(&client, 7).await, Some(Role::Spare));
@@ -51,7 +51,7 @@ async fn add_makes_a_spare_and_assign_moves_it_between_roles() {
     client.remove(7).await.unwrap();
     assert_eq!(role_of(&client, 7).await, None);
     let gone = client.assign(7, Role::Voter).await.unwrap_err();
-    assert_eq!(gone.code(), Some(1), "{gone}");
+    assert_eq!(gone.raw_code(), Some(1), "{gone}");
 
     node.shutdown().await.unwrap();
 }

@@ -14,8 +14,8 @@ use cpu_time::ThreadTime;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dqlite_wire::{
-    Header, Params, Request, RequestType, Response, ResponseContext, Row, RowsBatch, RowsEncoder,
-    RowsEnd, RowsReader, Value,
+    Header, Params, Request, RequestType, Response, ResponseContext, Row, RowsBatch, RowsBatchRef,
+    RowsEncoder, RowsEnd, RowsReader, Value,
 };
 
 /// CPU time of the current thread.
@@ -150,6 +150,10 @@ fn bench_rows(c: &mut Criterion<CpuTime>) {
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.bench_function("decode_owned", |b| {
         b.iter(|| Response::decode(&header, black_box(&body), &ctx).unwrap())
+    });
+    // The whole batch at once without copying: one vector of borrowed values for all rows.
+    g.bench_function("decode_borrowed", |b| {
+        b.iter(|| RowsBatchRef::decode(black_box(&body)).unwrap())
     });
     g.bench_function("decode_streaming", |b| {
         b.iter(|| {

@@ -88,32 +88,85 @@ pub mod response {
     pub const METADATA: u8 = 10;
 }
 
-/// Well-known FAILURE codes (see wire-protocol.md §7).
+/// FAILURE codes: SQLite's result codes (primary and the extended ones clients act on) and
+/// dqlite's own, as C dqlite sends them (see wire-protocol.md §7). One set for the client, the
+/// node and the tests.
+///
+/// An extended SQLite code keeps its primary code in the low byte ([`error_code::primary`]): 2067
+/// (UNIQUE) is a 19 (CONSTRAINT); dqlite's 10250 (not leader) is a 10 (IOERR).
 pub mod error_code {
     /// "empty statement" (PREPARE/QUERY_SQL of empty SQL); go-dqlite treats it as a bad connection.
     pub const EMPTY_STATEMENT: u64 = 0;
-    /// SQLITE_ERROR: generic error.
+    /// SQLITE_ERROR: generic error (SQL syntax, missing table, ...).
     pub const ERROR: u64 = 1;
+    /// SQLITE_INTERNAL.
+    pub const INTERNAL: u64 = 2;
+    /// SQLITE_PERM: access permission denied.
+    pub const PERM: u64 = 3;
     /// SQLITE_ABORT.
     pub const ABORT: u64 = 4;
     /// SQLITE_BUSY: "database is locked" and friends.
     pub const BUSY: u64 = 5;
+    /// SQLITE_LOCKED: a table is locked.
+    pub const LOCKED: u64 = 6;
+    /// SQLITE_NOMEM.
+    pub const NOMEM: u64 = 7;
+    /// SQLITE_READONLY.
+    pub const READONLY: u64 = 8;
+    /// SQLITE_INTERRUPT: the statement was interrupted.
+    pub const INTERRUPT: u64 = 9;
     /// SQLITE_IOERR: HEAD's catch-all "leader exec failed".
     pub const IOERR: u64 = 10;
+    /// SQLITE_CORRUPT.
+    pub const CORRUPT: u64 = 11;
     /// SQLITE_NOTFOUND: "no database opened", "no statement with the given id".
     pub const NOTFOUND: u64 = 12;
+    /// SQLITE_FULL.
+    pub const FULL: u64 = 13;
+    /// SQLITE_CANTOPEN.
+    pub const CANTOPEN: u64 = 14;
     /// SQLITE_PROTOCOL: DESCRIBE with a bad format.
     pub const PROTOCOL: u64 = 15;
+    /// SQLITE_SCHEMA: the schema changed.
+    pub const SCHEMA: u64 = 17;
+    /// SQLITE_TOOBIG: string or blob too big.
+    pub const TOOBIG: u64 = 18;
+    /// SQLITE_CONSTRAINT: a constraint failed (see the `CONSTRAINT_*` extended codes).
+    pub const CONSTRAINT: u64 = 19;
+    /// SQLITE_MISMATCH: data type mismatch.
+    pub const MISMATCH: u64 = 20;
+    /// SQLITE_MISUSE: library used incorrectly.
+    pub const MISUSE: u64 = 21;
+    /// SQLITE_AUTH: authorization denied.
+    pub const AUTH: u64 = 23;
     /// SQLITE_RANGE: bind index out of range.
     pub const RANGE: u64 = 25;
+    /// SQLITE_NOTADB.
+    pub const NOTADB: u64 = 26;
     /// SQLITE_ROW: classic servers, EXEC of a statement yielding rows.
     pub const ROW: u64 = 100;
+    /// SQLITE_DONE.
+    pub const DONE: u64 = 101;
     /// SQLITE_BUSY_RECOVERY.
     pub const BUSY_RECOVERY: u64 = 261;
+    /// SQLITE_CONSTRAINT_CHECK.
+    pub const CONSTRAINT_CHECK: u64 = 275;
     /// SQLITE_BUSY_SNAPSHOT: a read transaction could not be upgraded to write.
     pub const BUSY_SNAPSHOT: u64 = 517;
+    /// SQLITE_BUSY_TIMEOUT.
+    pub const BUSY_TIMEOUT: u64 = 773;
     /// SQLITE_IOERR_WRITE: classic servers, Raft out of space.
     pub const IOERR_WRITE: u64 = 778;
+    /// SQLITE_CONSTRAINT_FOREIGNKEY.
+    pub const CONSTRAINT_FOREIGNKEY: u64 = 787;
+    /// SQLITE_CONSTRAINT_NOTNULL.
+    pub const CONSTRAINT_NOTNULL: u64 = 1299;
+    /// SQLITE_CONSTRAINT_PRIMARYKEY.
+    pub const CONSTRAINT_PRIMARYKEY: u64 = 1555;
+    /// SQLITE_CONSTRAINT_UNIQUE.
+    pub const CONSTRAINT_UNIQUE: u64 = 2067;
+    /// SQLITE_CONSTRAINT_ROWID.
+    pub const CONSTRAINT_ROWID: u64 = 2579;
     /// DQLITE_PROTO (internal FSM decode error).
     pub const DQLITE_PROTO: u64 = 1001;
     /// DQLITE_NOTFOUND: DUMP of a missing database (HEAD).
@@ -128,4 +181,9 @@ pub mod error_code {
     pub const NOT_LEADER: u64 = 10250;
     /// SQLITE_IOERR_LEADERSHIP_LOST: leadership lost in flight; a write's outcome is unknown.
     pub const LEADERSHIP_LOST: u64 = 10506;
+
+    /// The primary SQLite code of an extended one (its low byte): `primary(2067) == 19`.
+    pub const fn primary(code: u64) -> u64 {
+        code & 0xff
+    }
 }

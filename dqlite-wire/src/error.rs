@@ -55,6 +55,15 @@ pub enum DecodeErrorKind {
     /// followed by code and message.
     #[error("FAILURE body is neither code + message nor a ROWS prefix + code + message")]
     BadFailurePrefix,
+    /// A request type code this crate does not know.
+    #[error("unknown request type {0}")]
+    UnknownRequestType(u8),
+    /// A handshake with a protocol version that is neither 1 nor the legacy one.
+    #[error("unknown protocol version {0:#x}")]
+    UnknownProtocolVersion(u64),
+    /// A nom combinator of a caller's parser failed (see [`crate::parse`]).
+    #[error("{}", .0.description())]
+    Nom(nom::error::ErrorKind),
 }
 
 /// A message body that failed to decode: which message, which field, at which body offset.

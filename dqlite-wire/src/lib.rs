@@ -46,7 +46,13 @@
 //!   u8 count or schema 1 u32 count, chosen automatically above 255 values; omitted vs empty
 //!   kept apart); [`RowsBatch`]: a ROWS message.
 //! * [`RowsEncoder`]: server-side batching with C's 4096-byte budget; [`RowsReader`]:
-//!   client-side zero-copy row iteration.
+//!   client-side zero-copy row iteration; [`RowsBatchRef`]: a whole batch with borrowed
+//!   values in one vector.
+//! * [`parse`]: the [`nom`] parsers every decoder above is made of, public for clients that
+//!   build their own decoders (their error, [`parse::Error`], names message, field and
+//!   position).
+//! * [`time`]: ISO-8601 texts as go-dqlite writes and reads them; [`constants`]: type codes,
+//!   markers and the FAILURE codes by name.
 //! * Errors: [`DecodeError`] (message, field, body offset, [`DecodeErrorKind`]),
 //!   [`RequestError`] (sorted by what a server does: close vs FAILURE), [`EncodeError`],
 //!   [`FrameError`].
@@ -63,12 +69,15 @@
 mod cluster;
 pub mod constants;
 mod error;
+mod foreign;
 mod framer;
 mod header;
+pub mod parse;
 mod primitive;
 mod request;
 mod response;
 mod rows;
+pub mod time;
 mod tuple;
 mod value;
 
@@ -78,9 +87,13 @@ pub use framer::{Frame, Framer, ProtocolVersion};
 pub use header::Header;
 pub use request::{Request, RequestType};
 pub use response::{Failure, Response, ResponseContext, ResponseType};
-pub use rows::{Row, RowsBatch, RowsEncoder, RowsEnd, RowsPrefix, RowsReader};
+pub use rows::{Row, RowsBatch, RowsBatchRef, RowsEncoder, RowsEnd, RowsPrefix, RowsReader};
 pub use tuple::{AsValueRef, MAX_SCHEMA0_PARAMS, Params, ParamsSchema};
 pub use value::{Value, ValueRef, ValueType};
+
+/// The parser library of [`parse`], re-exported so that callers combine its parsers with the
+/// same nom version.
+pub use nom;
 
 // The README's examples are compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,21 +1,12 @@
-//! Primitive field codecs (§2 of the protocol reference): little-endian integers, NUL-terminated
-//! padded text, length-prefixed padded blobs.
-//!
-//! Decoding goes through [`Cursor`], which turns every failure into a [`DecodeError`] naming
-//! the message, the field and the body offset. Fixed-size fields are plain slice splits (they
-//! are the hot path of ROWS decoding); texts are found with `nom`'s `take_until`, which uses
-//! `memchr`. Decoding never requires
-//! padding bytes to be zero (C servers leave stale bytes in blob padding); encoding always
-//! writes zeros.
+//! Primitive field encoders (§2 of the protocol reference): sizes and writers of NUL-terminated
+//! padded text and length-prefixed padded blobs. Encoding always writes zero padding; the
+//! matching parsers are in [`crate::parse`].
 
 use std::borrow::Cow;
 
 use bytes::BufMut;
-use nom::IResult;
-use nom::Parser;
-use nom::bytes::complete::take_until;
 
-use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::error::EncodeError;
 
 /// Rounds `n` up to the next multiple of 8.
 #[inline]
@@ -141,281 +132,21 @@ pub(crate) fn put_blob(buf: &mut impl BufMut, b: &[u8]) {
     }
 }
 
-/// A read position in one message body. Offsets in errors are relative to the body start.
-#[derive(Debug, Clone)]
-pub(crate) struct Cursor<'a> {
-    rest: &'a [u8],
-    body_len: usize,
-    message: &'static str,
-}
-
-type NomResult<'a, T> = IResult<&'a [u8], T, nom::error::Error<&'a [u8]>>;
-
-impl<'a> Cursor<'a> {
-    /// A cursor at the start of `body`, decoding the message named `message`.
-    pub(crate) fn new(body: &'a [u8], message: &'static str) -> Self {
-        Cursor {
-            rest: body,
-            body_len: body.len(),
-            message,
-        }
-    }
-
-    /// Name of the message being decoded.
-    pub(crate) fn message(&self) -> &'static str {
-        self.message
-    }
-
-    /// Offset of the next unread byte from the body start.
-    #[inline]
-    pub(crate) fn offset(&self) -> usize {
-        self.body_len - self.rest.len()
-    }
-
-    /// Bytes not read yet.
-    #[inline]
-    pub(crate) fn remaining(&self) -> usize {
-        self.rest.len()
-    }
-
-    /// The unread bytes.
-    #[inline]
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.rest
-    }
-
-    /// Builds an error at the current offset.
-    pub(crate) fn error(
-        &self,
-        field: impl Into<Cow<'static, str>>,
-        kind: DecodeErrorKind,
-    ) -> DecodeError {
-        DecodeError::new(self.message, field, self.offset(), kind)
-    }
-
-    fn truncated(&self, field: &'static str, needed: u64) -> DecodeError {
-        self.error(
-            field,
-            DecodeErrorKind::Truncated {
-                needed,
-                available: self.rest.len(),
-            },
-        )
-    }
-
-    /// Reads a fixed-size chunk.
-    #[inline]
-    fn chunk<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        match self.rest.split_first_chunk::<N>() {
-            Some((chunk, rest)) => {
-                self.rest = rest;
-                Ok(*chunk)
-            }
-            None => Err(self.truncated(field, N as u64)),
-        }
-    }
-
-    /// Reads one byte.
-    #[inline]
-    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        self.chunk::<1>(field).map(|[b]| b)
-    }
-
-    /// Reads a little-endian u32.
-    #[inline]
-    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        self.chunk(field).map(u32::from_le_bytes)
-    }
-
-    /// Reads a little-endian u64.
-    #[inline]
-    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        self.chunk(field).map(u64::from_le_bytes)
-    }
-
-    /// Reads `n` raw bytes.
-    #[inline]
-    pub(crate) fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
-        match self.rest.split_at_checked(n) {
-            Some((taken, rest)) => {
-                self.rest = rest;
-                Ok(taken)
-            }
-            None => Err(self.truncated(field, n as u64)),
-        }
-    }
-
-    /// Reads a length that must fit in the remaining bytes, as raw bytes; used for sizes read
-    /// from the wire so that no length can exceed what the input holds.
-    #[inline]
-    pub(crate) fn take_u64_len(
-        &mut self,
-        field: &'static str,
-        len: u64,
-    ) -> Result<&'a [u8], DecodeError> {
-        if len > self.rest.len() as u64 {
-            return Err(self.truncated(field, len));
-        }
-        // Fits in usize: it is at most `rest.len()`.
-        self.take(field, len as usize)
-    }
-
-    /// Skips `n` padding bytes without looking at them.
-    #[inline]
-    pub(crate) fn skip(&mut self, field: &'static str, n: usize) -> Result<(), DecodeError> {
-        self.take(field, n).map(|_| ())
-    }
-
-    /// Reads a NUL-terminated text padded to 8 bytes (padding content ignored).
-    #[inline]
-    pub(crate) fn text(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
-        let start = self.offset();
-        let found: NomResult<'a, &'a [u8]> = take_until(&b"\0"[..]).parse(self.rest);
-        let bytes = match found {
-            Ok((_, bytes)) => bytes,
-            Err(_) => return Err(self.error(field, DecodeErrorKind::MissingNul)),
-        };
-        let total = text_len_raw(bytes.len());
-        if total > self.rest.len() {
-            return Err(self.truncated(field, total as u64));
-        }
-        let s = std::str::from_utf8(bytes).map_err(|_| {
-            DecodeError::new(self.message, field, start, DecodeErrorKind::InvalidUtf8)
-        })?;
-        self.rest = &self.rest[total..];
-        Ok(s)
-    }
-
-    /// Reads a blob: u64 length, bytes, padding to 8 (padding content ignored).
-    #[inline]
-    pub(crate) fn blob(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        let start = self.offset();
-        let len = self.u64(field)?;
-        let padded = (len.saturating_add(7)) & !7;
-        if padded > self.rest.len() as u64 {
-            return Err(DecodeError::new(
-                self.message,
-                field,
-                start,
-                DecodeErrorKind::Truncated {
-                    needed: padded.saturating_add(8),
-                    available: self.rest.len() + 8,
-                },
-            ));
-        }
-        // `padded <= rest.len()`, so both fit in usize.
-        let (bytes, rest) = self.rest.split_at(padded as usize);
-        self.rest = rest;
-        Ok(&bytes[..len as usize])
-    }
-
-    /// Fails unless every byte was consumed.
-    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(self.error("end", DecodeErrorKind::TrailingBytes(self.rest.len())))
-        }
-    }
-
-    /// Checks that `count` items of at least `min_size` bytes each can fit in what is left,
-    /// so that a count read from the wire never drives an allocation larger than the input.
-    pub(crate) fn check_count(
-        &self,
-        field: &'static str,
-        count: u64,
-        min_size: usize,
-    ) -> Result<usize, DecodeError> {
-        let available = self.rest.len();
-        if count.saturating_mul(min_size as u64) > available as u64 {
-            return Err(self.error(field, DecodeErrorKind::CountTooLarge { count, available }));
-        }
-        // count * min_size <= available, so count fits in usize (min_size >= 1).
-        Ok(count as usize)
-    }
-}
-
-/// Wire size of a text with `len` bytes before its NUL.
-#[inline]
-const fn text_len_raw(len: usize) -> usize {
-    pad8(len + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn text_padding_is_ignored_and_written_as_zero() {
-        let body = b"abc\0\xaa\xbb\xcc\xdd";
-        let mut c = Cursor::new(body, "T");
-        assert_eq!(c.text("t").unwrap(), "abc");
-        assert_eq!(c.remaining(), 0);
+    fn sizes() {
+        assert_eq!((pad8(0), pad8(1), pad8(8), pad8(9)), (0, 8, 8, 16));
+        assert_eq!(
+            (text_len(""), text_len("abcdefg"), text_len("abcdefgh")),
+            (8, 8, 16)
+        );
+        assert_eq!((blob_len(&[]), blob_len(&[1])), (8, 16));
         let mut out = Vec::new();
-        put_text(&mut out, "abc");
-        assert_eq!(out, b"abc\0\0\0\0\0");
-    }
-
-    #[test]
-    fn text_of_eight_bytes_takes_two_words() {
-        let mut out = Vec::new();
-        put_text(&mut out, "abcdefgh");
-        assert_eq!(out.len(), 16);
-        let mut c = Cursor::new(&out, "T");
-        assert_eq!(c.text("t").unwrap(), "abcdefgh");
-        assert!(c.finish().is_ok());
-    }
-
-    #[test]
-    fn text_without_nul_is_an_error_with_offset() {
-        let body = b"\0\0\0\0\0\0\0\0abcdefgh";
-        let mut c = Cursor::new(body, "DUMP");
-        c.u64("x").unwrap();
-        let e = c.text("name").unwrap_err();
-        assert_eq!(e.kind, DecodeErrorKind::MissingNul);
-        assert_eq!(e.offset, 8);
-        assert_eq!(e.field, "name");
-    }
-
-    #[test]
-    fn text_with_padding_past_the_end_is_truncated() {
-        let mut c = Cursor::new(b"ab\0", "T");
-        assert!(matches!(
-            c.text("t").unwrap_err().kind,
-            DecodeErrorKind::Truncated { .. }
-        ));
-    }
-
-    #[test]
-    fn huge_blob_length_is_truncated_not_allocated() {
-        let mut body = Vec::new();
-        body.extend_from_slice(&u64::MAX.to_le_bytes());
-        body.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        let mut c = Cursor::new(&body, "B");
-        assert!(matches!(
-            c.blob("b").unwrap_err().kind,
-            DecodeErrorKind::Truncated { .. }
-        ));
-    }
-
-    #[test]
-    fn count_check_rejects_impossible_counts() {
-        let c = Cursor::new(&[0u8; 16], "S");
-        assert_eq!(c.check_count("n", 2, 8).unwrap(), 2);
-        assert!(c.check_count("n", 1 << 60, 8).is_err());
-        assert!(c.check_count("n", u64::MAX, 16).is_err());
-    }
-
-    #[test]
-    fn blob_padding_is_ignored() {
-        let mut body = Vec::new();
-        body.extend_from_slice(&3u64.to_le_bytes());
-        body.extend_from_slice(&[1, 2, 3, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        let mut c = Cursor::new(&body, "B");
-        assert_eq!(c.blob("b").unwrap(), &[1, 2, 3]);
-        let mut out = Vec::new();
-        put_blob(&mut out, &[1, 2, 3]);
-        assert_eq!(&out[..11], &body[..11]);
-        assert_eq!(&out[11..], &[0; 5]);
+        put_blob(&mut out, &[7; 70]);
+        assert_eq!(out.len(), blob_len(&[7; 70]));
+        assert!(check_text("a\0b", "T", || "t".into()).is_err());
     }
 }

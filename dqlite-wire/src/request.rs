@@ -7,8 +7,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::constants::request as code;
 use crate::error::{DecodeError, EncodeError, RequestError};
 use crate::header::Header;
-use crate::primitive::{Cursor, check_text, put_text, text_len};
-use crate::tuple::{Params, ParamsSchema, decode_params};
+use crate::parse;
+use crate::primitive::{check_text, put_text, text_len};
+use crate::tuple::Params;
 
 /// The type of a request, with its wire code and protocol name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -463,127 +464,34 @@ impl Request {
         let t = RequestType::from_code(header.type_code)
             .ok_or(RequestError::UnknownType(header.type_code))?;
         let schema = header.schema;
-        let max_schema = match t {
-            RequestType::Prepare
-            | RequestType::Exec
-            | RequestType::Query
-            | RequestType::ExecSql
-            | RequestType::QuerySql => 1,
-            _ => 0,
-        };
-        if schema > max_schema {
+        if schema > parse::max_schema(t) {
             return Err(RequestError::UnsupportedSchema { request: t, schema });
         }
-        let mut c = Cursor::new(body, t.name());
-        let m = RequestError::Malformed;
-        let request = match t {
-            RequestType::Leader => {
-                c.u64("unused").map_err(m)?;
-                Request::Leader
-            }
-            RequestType::Client => Request::Client {
-                client_id: c.u64("client_id").map_err(m)?,
-            },
-            RequestType::Heartbeat => Request::Heartbeat {
-                timestamp: c.u64("timestamp").map_err(m)?,
-            },
-            RequestType::Open => Request::Open {
-                name: c.text("name").map_err(m)?.to_owned(),
-                flags: c.u64("flags").map_err(m)?,
-                vfs: c.text("vfs").map_err(m)?.to_owned(),
-            },
-            RequestType::Prepare => {
-                let db_id = c.u64("db_id").map_err(m)?;
-                let sql = c.text("sql").map_err(m)?.to_owned();
-                if schema == 1 {
-                    Request::PrepareWithOffset { db_id, sql }
-                } else {
-                    Request::Prepare { db_id, sql }
-                }
-            }
-            RequestType::Exec | RequestType::Query => {
-                let db_id = c.u32("db_id").map_err(m)?;
-                let stmt_id = c.u32("stmt_id").map_err(m)?;
-                let build = |params| {
-                    if t == RequestType::Exec {
-                        Request::Exec {
-                            db_id,
-                            stmt_id,
-                            params,
-                        }
-                    } else {
-                        Request::Query {
-                            db_id,
-                            stmt_id,
-                            params,
-                        }
-                    }
-                };
-                match decode_params(&mut c, schema) {
-                    Ok(params) => build(params),
-                    Err(error) => return Err(params_error(build(absent(schema)), error)),
-                }
-            }
-            RequestType::Finalize => Request::Finalize {
-                db_id: c.u32("db_id").map_err(m)?,
-                stmt_id: c.u32("stmt_id").map_err(m)?,
-            },
-            RequestType::ExecSql | RequestType::QuerySql => {
-                let db_id = c.u64("db_id").map_err(m)?;
-                let sql = c.text("sql").map_err(m)?.to_owned();
-                let build = |sql, params| {
-                    if t == RequestType::ExecSql {
-                        Request::ExecSql { db_id, sql, params }
-                    } else {
-                        Request::QuerySql { db_id, sql, params }
-                    }
-                };
-                match decode_params(&mut c, schema) {
-                    Ok(params) => build(sql, params),
-                    Err(error) => return Err(params_error(build(sql, absent(schema)), error)),
-                }
-            }
-            RequestType::Interrupt => Request::Interrupt {
-                db_id: c.u64("db_id").map_err(m)?,
-            },
-            RequestType::Connect => Request::Connect {
-                node_id: c.u64("node_id").map_err(m)?,
-                address: c.text("address").map_err(m)?.to_owned(),
-            },
-            RequestType::Add => Request::Add {
-                node_id: c.u64("node_id").map_err(m)?,
-                address: c.text("address").map_err(m)?.to_owned(),
-            },
-            RequestType::Assign => {
-                let node_id = c.u64("node_id").map_err(m)?;
-                // A second word is the role; less than a word left is the PROMOTE form.
-                let role = if c.remaining() >= 8 {
-                    Some(c.u64("role").map_err(m)?)
-                } else {
-                    None
-                };
-                Request::Assign { node_id, role }
-            }
-            RequestType::Remove => Request::Remove {
-                node_id: c.u64("node_id").map_err(m)?,
-            },
-            RequestType::Dump => Request::Dump {
-                name: c.text("name").map_err(m)?.to_owned(),
-            },
-            RequestType::Cluster => Request::Cluster {
-                format: c.u64("format").map_err(m)?,
-            },
-            RequestType::Transfer => Request::Transfer {
-                node_id: c.u64("node_id").map_err(m)?,
-            },
-            RequestType::Describe => Request::Describe {
-                format: c.u64("format").map_err(m)?,
-            },
-            RequestType::Weight => Request::Weight {
-                weight: c.u64("weight").map_err(m)?,
-            },
-        };
-        Ok(request)
+        let (rest, fixed) = parse::request_fields(header)(body)
+            .map_err(|e| RequestError::Malformed(parse::to_decode_error(t.name(), body, e)))?;
+        if fixed.params().is_none() {
+            return Ok(fixed);
+        }
+        match parse::params(schema)(rest) {
+            Ok((_, params)) => Ok(fixed.with_params(params)),
+            Err(e) => Err(RequestError::Params {
+                partial: Box::new(fixed),
+                error: parse::to_decode_error(t.name(), body, e),
+            }),
+        }
+    }
+
+    /// The same request with these parameters (a request without parameters is returned
+    /// as it is).
+    pub fn with_params(mut self, new: Params) -> Request {
+        if let Request::Exec { params, .. }
+        | Request::Query { params, .. }
+        | Request::ExecSql { params, .. }
+        | Request::QuerySql { params, .. } = &mut self
+        {
+            *params = new;
+        }
+        self
     }
 
     /// Decodes a complete message (8-byte header + body), e.g. a frame's bytes. Framing
@@ -595,44 +503,17 @@ impl Request {
     }
 }
 
-/// Omitted parameters with the layout of header schema `schema`.
-fn absent(schema: u8) -> Params {
-    Params {
-        values: None,
-        schema: if schema == 1 {
-            ParamsSchema::Wide
-        } else {
-            ParamsSchema::Auto
-        },
-    }
-}
-
-fn params_error(partial: Request, error: DecodeError) -> RequestError {
-    RequestError::Params {
-        partial: Box::new(partial),
-        error,
-    }
-}
-
 /// Splits a complete message into its header and a body of exactly `words × 8` bytes.
 pub(crate) fn split_message<'a>(
     message: &'a [u8],
     what: &'static str,
 ) -> Result<(Header, &'a [u8]), DecodeError> {
-    let mut c = Cursor::new(message, what);
-    let head = c.take("header", Header::LEN)?;
-    let header = Header::from_prefix(head).ok_or_else(|| {
-        c.error(
-            "header",
-            crate::error::DecodeErrorKind::Truncated {
-                needed: 8,
-                available: message.len(),
-            },
-        )
-    })?;
-    let body = c.take_u64_len("body", header.words as u64 * 8)?;
-    c.finish()?;
-    Ok((header, body))
+    let whole = |input: &'a [u8]| {
+        let (rest, parts) = parse::message(input)?;
+        parse::end(rest)?;
+        Ok((rest, parts))
+    };
+    parse::run(what, message, whole)
 }
 
 #[cfg(test)]

@@ -4,14 +4,15 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::cluster::{File, NodeAddress, NodeInfo, Role};
+use crate::cluster::{File, NodeAddress, NodeInfo};
 use crate::constants::response as code;
-use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::error::{DecodeError, EncodeError};
 use crate::header::Header;
-use crate::primitive::{Cursor, check_text, pad8, put_text, text_len};
+use crate::parse;
+use crate::primitive::{check_text, pad8, put_text, text_len};
 use crate::request::{Request, RequestType, split_message};
-use crate::rows::{RowsBatch, RowsPrefix, columns_len, decode_columns, put_columns, rows_len};
-use crate::tuple::{decode_row_owned, put_rows};
+use crate::rows::{RowsBatch, RowsPrefix, columns_len, put_columns, rows_len};
+use crate::tuple::put_rows;
 
 /// The type of a response, with its wire code and protocol name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -433,143 +434,7 @@ impl Response {
         body: &[u8],
         ctx: &ResponseContext,
     ) -> Result<Response, DecodeError> {
-        let t = ResponseType::from_code(header.type_code).ok_or_else(|| {
-            DecodeError::new(
-                "response",
-                "type",
-                0,
-                DecodeErrorKind::UnknownResponseType(header.type_code),
-            )
-        })?;
-        let max_schema = u8::from(t == ResponseType::Stmt);
-        if header.schema > max_schema {
-            return Err(DecodeError::new(
-                t.name(),
-                "schema",
-                0,
-                DecodeErrorKind::UnsupportedSchema(header.schema),
-            ));
-        }
-        let legacy = t == ResponseType::Server && ctx.legacy_handshake;
-        let name = if legacy { "SERVER_LEGACY" } else { t.name() };
-        let mut c = Cursor::new(body, name);
-        let response = match t {
-            ResponseType::Rows => return RowsBatch::decode(body).map(Response::Rows),
-            ResponseType::Failure => return decode_failure(body, ctx.answers.is_query()),
-            ResponseType::Server if legacy => Response::ServerLegacy {
-                address: c.text("address")?.to_owned(),
-            },
-            ResponseType::Server => Response::Server {
-                node_id: c.u64("node_id")?,
-                address: c.text("address")?.to_owned(),
-            },
-            ResponseType::Welcome => Response::Welcome {
-                heartbeat_timeout: c.u64("heartbeat_timeout")?,
-            },
-            ResponseType::Servers => {
-                let count = c.u64("servers.count")?;
-                if ctx.cluster_format == 0 {
-                    let n = c.check_count("servers.count", count, 16)?;
-                    let mut servers = Vec::with_capacity(n);
-                    for i in 0..n {
-                        servers.push(NodeAddress {
-                            id: c
-                                .u64("servers.node_id")
-                                .map_err(|e| index(e, "servers", i))?,
-                            address: c
-                                .text("servers.address")
-                                .map_err(|e| index(e, "servers", i))?
-                                .to_owned(),
-                        });
-                    }
-                    Response::ServersFormat0 { servers }
-                } else {
-                    let n = c.check_count("servers.count", count, 24)?;
-                    let mut servers = Vec::with_capacity(n);
-                    for i in 0..n {
-                        let id = c
-                            .u64("servers.node_id")
-                            .map_err(|e| index(e, "servers", i))?;
-                        let address = c
-                            .text("servers.address")
-                            .map_err(|e| index(e, "servers", i))?
-                            .to_owned();
-                        let role_offset = c.offset();
-                        let code = c.u64("servers.role").map_err(|e| index(e, "servers", i))?;
-                        let role = Role::from_code(code).ok_or_else(|| {
-                            DecodeError::new(
-                                name,
-                                format!("servers[{i}].role"),
-                                role_offset,
-                                DecodeErrorKind::UnknownRole(code),
-                            )
-                        })?;
-                        servers.push(NodeInfo { id, address, role });
-                    }
-                    Response::Servers { servers }
-                }
-            }
-            ResponseType::Db => {
-                let db_id = c.u32("db_id")?;
-                c.u32("padding")?;
-                Response::Db { db_id }
-            }
-            ResponseType::Stmt => {
-                let db_id = c.u32("db_id")?;
-                let stmt_id = c.u32("stmt_id")?;
-                let num_params = c.u64("num_params")?;
-                if header.schema == 1 {
-                    Response::StmtWithOffset {
-                        db_id,
-                        stmt_id,
-                        num_params,
-                        offset: c.u64("offset")?,
-                    }
-                } else {
-                    Response::Stmt {
-                        db_id,
-                        stmt_id,
-                        num_params,
-                    }
-                }
-            }
-            ResponseType::Result => Response::Result {
-                last_insert_id: c.u64("last_insert_id")?,
-                rows_affected: c.u64("rows_affected")?,
-            },
-            ResponseType::Empty => {
-                c.u64("unused")?;
-                Response::Empty
-            }
-            ResponseType::Files => {
-                let count = c.u64("files.count")?;
-                let n = c.check_count("files.count", count, 16)?;
-                let mut files = Vec::with_capacity(n);
-                for i in 0..n {
-                    let name = c
-                        .text("files.name")
-                        .map_err(|e| index(e, "files", i))?
-                        .to_owned();
-                    let size = c.u64("files.size").map_err(|e| index(e, "files", i))?;
-                    let data = c
-                        .take_u64_len("files.data", size)
-                        .map_err(|e| index(e, "files", i))?
-                        .to_vec();
-                    files.push(File { name, data });
-                }
-                if c.remaining() < 8 {
-                    // Final padding of a body whose file sizes are not word multiples.
-                    c.skip("padding", c.remaining())?;
-                }
-                Response::Files { files }
-            }
-            ResponseType::Metadata => Response::Metadata {
-                failure_domain: c.u64("failure_domain")?,
-                weight: c.u64("weight")?,
-            },
-        };
-        c.finish()?;
-        Ok(response)
+        parse::run("response", body, parse::response(header, ctx))
     }
 
     /// Decodes a complete message (8-byte header + body). Framing errors (message shorter
@@ -580,59 +445,11 @@ impl Response {
     }
 }
 
-/// Renames an error's field to `list[i].field`.
-fn index(mut e: DecodeError, list: &str, i: usize) -> DecodeError {
-    let field = e.field.strip_prefix(list).unwrap_or(&e.field).to_owned();
-    e.field = format!("{list}[{i}]{field}").into();
-    e
-}
-
-fn decode_failure(body: &[u8], answers_query: bool) -> Result<Response, DecodeError> {
-    let mut c = Cursor::new(body, "FAILURE");
-    let code = c.u64("code")?;
-    let message = c.text("message")?;
-    if c.remaining() == 0 {
-        return Ok(Response::Failure(Failure {
-            code,
-            message: message.to_owned(),
-            rows_prefix: None,
-        }));
-    }
-    if !answers_query {
-        c.finish()?;
-    }
-    let mut c = Cursor::new(body, "FAILURE");
-    let columns = decode_columns(&mut c)?;
-    let mut rows = Vec::new();
-    loop {
-        if let Some((code, message)) = code_and_message(c.rest()) {
-            return Ok(Response::Failure(Failure {
-                code,
-                message: message.to_owned(),
-                rows_prefix: Some(RowsPrefix {
-                    columns: columns.iter().map(|s| (*s).to_owned()).collect(),
-                    rows,
-                }),
-            }));
-        }
-        if c.remaining() == 0 || columns.is_empty() {
-            return Err(c.error("rows_prefix", DecodeErrorKind::BadFailurePrefix));
-        }
-        rows.push(decode_row_owned(&mut c, columns.len(), rows.len())?);
-    }
-}
-
-/// `rest` parsed as exactly `u64 code` + one NUL-terminated padded text ending the body.
-fn code_and_message(rest: &[u8]) -> Option<(u64, &str)> {
-    let mut c = Cursor::new(rest, "FAILURE");
-    let code = c.u64("code").ok()?;
-    let message = c.text("message").ok()?;
-    (c.remaining() == 0).then_some((code, message))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Role;
+    use crate::error::DecodeErrorKind;
     use crate::{RowsEnd, Value};
 
     fn round_trip(r: &Response, ctx: &ResponseContext) -> Bytes {

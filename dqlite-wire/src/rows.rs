@@ -4,12 +4,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::constants::{DEFAULT_ROWS_BUDGET, ROWS_DONE, ROWS_PART, response};
-use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::error::{DecodeError, EncodeError};
 use crate::header::Header;
-use crate::primitive::{Cursor, check_text, put_text, text_len};
-use crate::tuple::{
-    AsValueRef, decode_row, decode_row_owned, put_rows, row_encoded_len, row_header_len, write_row,
-};
+use crate::parse;
+use crate::primitive::{check_text, put_text, text_len};
+use crate::tuple::{AsValueRef, put_rows, row_encoded_len, write_row};
 use crate::value::{Value, ValueRef};
 
 /// One row of owned values, in column order.
@@ -104,22 +103,6 @@ pub(crate) fn rows_len(
     Ok(len)
 }
 
-/// Decodes the column count and names.
-pub(crate) fn decode_columns<'a>(cur: &mut Cursor<'a>) -> Result<Vec<&'a str>, DecodeError> {
-    let count = cur.u64("columns.count")?;
-    // Each name takes at least one word.
-    let n = cur.check_count("columns.count", count, 8)?;
-    let mut columns = Vec::with_capacity(n);
-    for i in 0..n {
-        let name = cur.text("columns").map_err(|mut e| {
-            e.field = format!("columns[{i}]").into();
-            e
-        })?;
-        columns.push(name);
-    }
-    Ok(columns)
-}
-
 impl RowsBatch {
     /// Size of the encoded body.
     pub(crate) fn encoded_len(&self) -> Result<usize, EncodeError> {
@@ -135,36 +118,148 @@ impl RowsBatch {
         buf.put_u64_le(self.end.marker());
     }
 
-    /// Decodes a whole ROWS body into owned values.
+    /// Decodes a whole ROWS body into owned values (see [`parse::rows_batch`]).
     pub fn decode(body: &[u8]) -> Result<RowsBatch, DecodeError> {
-        let mut reader = RowsReader::new(body)?;
-        let columns = reader.columns().iter().map(|c| (*c).to_owned()).collect();
-        // A row takes at least its nibble header and one word per value, and the marker
-        // follows the rows: an upper bound on the row count that is tight for rows of
-        // fixed-size values and never exceeds what the input can hold.
-        let ncols = reader.columns().len();
-        let min_row = row_header_len(ncols) + 8 * ncols;
-        let room = reader.cur.remaining().saturating_sub(8);
-        let mut rows = Vec::with_capacity(room.checked_div(min_row).unwrap_or(0));
-        while let Some(row) = reader.next_owned_row()? {
-            rows.push(row);
+        parse::run("ROWS", body, parse::rows_batch)
+    }
+}
+
+/// A whole ROWS batch decoded without copying: texts and blobs borrow from the body, and the
+/// values of all rows sit in one vector, row after row. Decoding costs one allocation for the
+/// column names and one for the values, whatever the number of rows; use
+/// [`RowsBatchRef::to_owned_batch`] for a [`RowsBatch`] that outlives the body.
+///
+/// ```
+/// use dqlite_wire::{Response, RowsBatch, RowsBatchRef, RowsEnd, Value, ValueRef};
+/// let batch = RowsBatch {
+///     columns: vec!["id".into(), "name".into()],
+///     rows: vec![
+///         vec![Value::Integer(1), Value::Text("one".into())],
+///         vec![Value::Integer(2), Value::Text("two".into())],
+///     ],
+///     end: RowsEnd::Done,
+/// };
+/// let message = Response::Rows(batch.clone()).to_bytes()?;
+/// let rows = RowsBatchRef::decode(&message[8..])?;
+/// assert_eq!(rows.columns(), ["id", "name"]);
+/// assert_eq!(rows.len(), 2);
+/// assert_eq!(rows.row(1), Some(&[ValueRef::Integer(2), ValueRef::Text("two")][..]));
+/// for row in rows.rows() {
+///     assert!(matches!(row, [ValueRef::Integer(_), ValueRef::Text(_)]));
+/// }
+/// assert_eq!(rows.to_owned_batch(), batch);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowsBatchRef<'a> {
+    columns: Vec<&'a str>,
+    /// Invariant: a whole number of rows (`columns.len()` values each; none without columns).
+    values: Vec<ValueRef<'a>>,
+    end: RowsEnd,
+}
+
+impl<'a> RowsBatchRef<'a> {
+    /// Decodes a whole ROWS body (see [`parse::rows_batch_ref`]).
+    pub fn decode(body: &'a [u8]) -> Result<RowsBatchRef<'a>, DecodeError> {
+        parse::run("ROWS", body, parse::rows_batch_ref)
+    }
+
+    /// Builds a batch from its parts, checking that `values` holds whole rows.
+    pub fn new(
+        columns: Vec<&'a str>,
+        values: Vec<ValueRef<'a>>,
+        end: RowsEnd,
+    ) -> Result<RowsBatchRef<'a>, EncodeError> {
+        let n = columns.len();
+        // Without columns, only an empty list (`x.is_multiple_of(0)` is `x == 0`).
+        let whole = values.len().is_multiple_of(n);
+        if !whole {
+            return Err(EncodeError::ColumnCount {
+                expected: n,
+                got: values.len() % n.max(1),
+            });
         }
-        Ok(RowsBatch {
+        Ok(RowsBatchRef::from_parts(columns, values, end))
+    }
+
+    /// From parts already known to hold whole rows.
+    pub(crate) fn from_parts(
+        columns: Vec<&'a str>,
+        values: Vec<ValueRef<'a>>,
+        end: RowsEnd,
+    ) -> RowsBatchRef<'a> {
+        RowsBatchRef {
             columns,
-            rows,
-            end: reader.end(),
-        })
+            values,
+            end,
+        }
+    }
+
+    /// Column names.
+    pub fn columns(&self) -> &[&'a str] {
+        &self.columns
+    }
+
+    /// Every value of every row, row after row.
+    pub fn values(&self) -> &[ValueRef<'a>] {
+        &self.values
+    }
+
+    /// PART (more batches follow) or DONE.
+    pub fn end(&self) -> RowsEnd {
+        self.end
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.values
+            .len()
+            .checked_div(self.columns.len())
+            .unwrap_or(0)
+    }
+
+    /// True when the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Row `index`, if there is one.
+    pub fn row(&self, index: usize) -> Option<&[ValueRef<'a>]> {
+        let n = self.columns.len();
+        let start = index.checked_mul(n)?;
+        self.values
+            .get(start..start.checked_add(n)?)
+            .filter(|_| n > 0)
+    }
+
+    /// The rows, in order.
+    pub fn rows(&self) -> std::slice::ChunksExact<'_, ValueRef<'a>> {
+        // Without columns there are no values, so the chunk size does not matter then.
+        self.values.chunks_exact(self.columns.len().max(1))
+    }
+
+    /// Copies the batch into an owned [`RowsBatch`].
+    pub fn to_owned_batch(&self) -> RowsBatch {
+        RowsBatch {
+            columns: self.columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: self
+                .rows()
+                .map(|r| r.iter().map(ValueRef::to_value).collect())
+                .collect(),
+            end: self.end,
+        }
     }
 }
 
 /// Lazily iterates the rows of one ROWS body without copying texts or blobs.
 ///
 /// The end marker is checked when the reader is created (it is the body's last word), so
-/// [`RowsReader::end`] is known before any row is read; rows are decoded one by one on demand.
-/// After an error the reader yields nothing more.
+/// [`RowsReader::end`] is known before any row is read; rows are decoded one by one on demand
+/// (with [`parse::row_into`]). After an error the reader yields nothing more.
 #[derive(Debug, Clone)]
 pub struct RowsReader<'a> {
-    cur: Cursor<'a>,
+    body: &'a [u8],
+    rest: &'a [u8],
     columns: Vec<&'a str>,
     rows_read: usize,
     end: RowsEnd,
@@ -174,30 +269,15 @@ pub struct RowsReader<'a> {
 impl<'a> RowsReader<'a> {
     /// Reads the column header of a ROWS body and checks its end marker.
     pub fn new(body: &'a [u8]) -> Result<RowsReader<'a>, DecodeError> {
-        let mut cur = Cursor::new(body, "ROWS");
-        let columns = decode_columns(&mut cur)?;
-        if cur.remaining() < 8 {
-            return Err(cur.error(
-                "marker",
-                DecodeErrorKind::Truncated {
-                    needed: 8,
-                    available: cur.remaining(),
-                },
-            ));
-        }
-        let mut last = [0u8; 8];
-        last.copy_from_slice(&body[body.len() - 8..]);
-        let word = u64::from_le_bytes(last);
-        let end = RowsEnd::from_marker(word).ok_or_else(|| {
-            DecodeError::new(
-                "ROWS",
-                "marker",
-                body.len() - 8,
-                DecodeErrorKind::BadMarker(word),
-            )
-        })?;
+        let head = |input: &'a [u8]| {
+            let (rest, columns) = parse::columns(input)?;
+            let end = parse::last_rows_end(rest)?;
+            Ok((rest, (rest, columns, end)))
+        };
+        let (rest, columns, end) = parse::run("ROWS", body, head)?;
         Ok(RowsReader {
-            cur,
+            body,
+            rest,
             columns,
             rows_read: 0,
             end,
@@ -224,58 +304,47 @@ impl<'a> RowsReader<'a> {
     /// reached.
     pub fn next_row_into(&mut self, out: &mut Vec<ValueRef<'a>>) -> Result<bool, DecodeError> {
         let columns = self.columns.len();
-        let index = self.rows_read;
-        Ok(self
-            .step(|cur| decode_row(cur, columns, index, out))?
-            .is_some())
+        Ok(self.step(parse::row_into(columns, out))?.is_some())
     }
 
     /// Decodes the next row into owned values, or `None` at the marker.
     pub fn next_owned_row(&mut self) -> Result<Option<Row>, DecodeError> {
         let columns = self.columns.len();
-        let index = self.rows_read;
-        self.step(|cur| decode_row_owned(cur, columns, index))
+        self.step(parse::row_owned(columns))
     }
 
-    /// Decodes one row with `decode`, or checks the marker; stops for good after an error.
+    /// Decodes one row with `row`, or checks the marker; stops for good after an error.
     #[inline]
     fn step<T>(
         &mut self,
-        decode: impl FnOnce(&mut Cursor<'a>) -> Result<T, DecodeError>,
+        row: impl FnOnce(&'a [u8]) -> parse::IResult<'a, T>,
     ) -> Result<Option<T>, DecodeError> {
         if self.finished {
             return Ok(None);
         }
-        let result = self.step_inner(decode);
+        let result = self.step_inner(row);
         if !matches!(result, Ok(Some(_))) {
             self.finished = true;
         }
-        result
+        result.map_err(|e| parse::to_decode_error("ROWS", self.body, e))
     }
 
+    #[inline]
     fn step_inner<T>(
         &mut self,
-        decode: impl FnOnce(&mut Cursor<'a>) -> Result<T, DecodeError>,
-    ) -> Result<Option<T>, DecodeError> {
-        let rest = self.cur.rest();
-        // 0xEE / 0xFF cannot start a row header (types 14 and 15 do not exist), and a
-        // zero-column batch has no rows at all.
-        if self.columns.is_empty() || matches!(rest.first(), Some(0xEE | 0xFF)) {
-            let word = self.cur.u64("marker")?;
-            if RowsEnd::from_marker(word).is_none() {
-                return Err(DecodeError::new(
-                    "ROWS",
-                    "marker",
-                    self.cur.offset() - 8,
-                    DecodeErrorKind::BadMarker(word),
-                ));
-            }
-            self.cur.finish()?;
+        row: impl FnOnce(&'a [u8]) -> parse::IResult<'a, T>,
+    ) -> Result<Option<T>, nom::Err<parse::Error>> {
+        if parse::at_rows_end(self.rest, self.columns.len()) {
+            let (rest, _) = parse::rows_end(self.rest)?;
+            parse::end(rest)?;
+            self.rest = rest;
             return Ok(None);
         }
-        let row = decode(&mut self.cur)?;
+        let index = self.rows_read;
+        let (rest, value) = row(self.rest).map_err(|e| e.map(|e| parse::row_error(e, index)))?;
+        self.rest = rest;
         self.rows_read += 1;
-        Ok(Some(row))
+        Ok(Some(value))
     }
 
     /// Decodes the next row, or `None` at the marker.
@@ -426,6 +495,7 @@ impl RowsEncoder {
 mod tests {
     use super::*;
     use crate::Response;
+    use crate::error::DecodeErrorKind;
 
     fn batches(enc: &mut RowsEncoder, rows: &[Row]) -> Vec<(usize, usize, RowsEnd)> {
         let mut out = Vec::new();

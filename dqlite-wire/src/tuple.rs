@@ -3,9 +3,9 @@
 
 use bytes::BufMut;
 
-use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
-use crate::primitive::{Cursor, check_text, copy_short, has_nul, pad8};
-use crate::value::{Value, ValueRef, ValueType, params_header_len, value_type};
+use crate::error::EncodeError;
+use crate::primitive::{check_text, copy_short, has_nul, pad8};
+use crate::value::{Value, ValueRef, ValueType, params_header_len};
 
 /// Largest parameter count the schema-0 (u8 count) tuple can carry.
 pub const MAX_SCHEMA0_PARAMS: usize = 255;
@@ -150,55 +150,6 @@ impl From<Vec<Value>> for Params {
     fn from(values: Vec<Value>) -> Self {
         Params::new(values)
     }
-}
-
-/// Decodes the parameter tuple at the cursor (the rest of the body) for header schema
-/// `schema` (0 or 1). An exhausted body means the tuple is omitted.
-pub(crate) fn decode_params(cur: &mut Cursor<'_>, schema: u8) -> Result<Params, DecodeError> {
-    let wide = schema == 1;
-    let schema = if wide {
-        ParamsSchema::Wide
-    } else {
-        ParamsSchema::Auto
-    };
-    if cur.remaining() == 0 {
-        return Ok(Params {
-            values: None,
-            schema,
-        });
-    }
-    let (count, count_size) = if wide {
-        (cur.u32("params.count")? as u64, 4)
-    } else {
-        (u64::from(cur.u8("params.count")?), 1)
-    };
-    // Each value has a type byte, so the count is bounded by the bytes left.
-    let n = cur.check_count("params.count", count, 1)?;
-    let types_offset = cur.offset();
-    let codes = cur.take("params.types", n)?;
-    cur.skip("params.padding", params_header_len(count_size, n) - n)?;
-    // Each value takes at least one word.
-    let mut values = Vec::with_capacity(n.min(cur.remaining() / 8));
-    for (i, &code) in codes.iter().enumerate() {
-        let ty = value_type(cur, code, || format!("params.types[{i}]"), types_offset + i)?;
-        if ty == ValueType::UnixTime {
-            return Err(DecodeError::new(
-                cur.message(),
-                format!("params.types[{i}]"),
-                types_offset + i,
-                DecodeErrorKind::UnixTimeParam,
-            ));
-        }
-        let v = cur.value(ty, "params").map_err(|mut e| {
-            e.field = format!("params[{i}]").into();
-            e
-        })?;
-        values.push(v.to_value());
-    }
-    Ok(Params {
-        values: Some(values),
-        schema,
-    })
 }
 
 /// Anything that can be viewed as a [`ValueRef`]: lets row encoders take `&[Value]` or
@@ -397,89 +348,18 @@ fn write_text(dst: &mut [u8], o: usize, t: &str) -> usize {
     end
 }
 
-/// Reads the nibble header of row `row_index`; returns it with its body offset.
-#[inline]
-fn row_header<'a>(
-    cur: &mut Cursor<'a>,
-    columns: usize,
-    row_index: usize,
-) -> Result<(&'a [u8], usize), DecodeError> {
-    let offset = cur.offset();
-    let header = cur
-        .take("rows.header", row_header_len(columns))
-        .map_err(|mut e| {
-            e.field = format!("rows[{row_index}].header").into();
-            e
-        })?;
-    Ok((header, offset))
-}
-
-/// The type of column `c` from a row header.
-#[inline]
-fn column_type(
-    cur: &Cursor<'_>,
-    (header, offset): (&[u8], usize),
-    row_index: usize,
-    c: usize,
-) -> Result<ValueType, DecodeError> {
-    let byte = header[c / 2];
-    let code = if c & 1 == 0 { byte & 0x0f } else { byte >> 4 };
-    value_type(
-        cur,
-        code,
-        || format!("rows[{row_index}].types[{c}]"),
-        offset + c / 2,
-    )
-}
-
-fn value_field(mut e: DecodeError, row_index: usize, c: usize) -> DecodeError {
-    e.field = format!("rows[{row_index}][{c}]").into();
-    e
-}
-
-/// Decodes one row tuple of `columns` values into `out` (cleared first), borrowing texts and
-/// blobs from the body.
-#[inline]
-pub(crate) fn decode_row<'a>(
-    cur: &mut Cursor<'a>,
-    columns: usize,
-    row_index: usize,
-    out: &mut Vec<ValueRef<'a>>,
-) -> Result<(), DecodeError> {
-    out.clear();
-    let header = row_header(cur, columns, row_index)?;
-    for c in 0..columns {
-        let ty = column_type(cur, header, row_index, c)?;
-        let v = cur
-            .value(ty, "rows")
-            .map_err(|e| value_field(e, row_index, c))?;
-        out.push(v);
-    }
-    Ok(())
-}
-
-/// Decodes one row tuple of `columns` values into owned values.
-#[inline]
-pub(crate) fn decode_row_owned(
-    cur: &mut Cursor<'_>,
-    columns: usize,
-    row_index: usize,
-) -> Result<Vec<Value>, DecodeError> {
-    let header = row_header(cur, columns, row_index)?;
-    let mut row = Vec::with_capacity(columns);
-    for c in 0..columns {
-        let ty = column_type(cur, header, row_index, c)?;
-        let v = cur
-            .owned_value(ty, "rows")
-            .map_err(|e| value_field(e, row_index, c))?;
-        row.push(v);
-    }
-    Ok(row)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{DecodeError, DecodeErrorKind};
+    use crate::parse::{self, params};
+
+    fn decode<'a, T: std::fmt::Debug>(
+        body: &'a [u8],
+        p: impl nom::Parser<&'a [u8], Output = T, Error = parse::Error>,
+    ) -> DecodeError {
+        parse::run("T", body, p).unwrap_err()
+    }
 
     fn encode(p: &Params) -> Vec<u8> {
         let mut out = Vec::new();
@@ -499,8 +379,7 @@ mod tests {
                 2, 1, 3, 0, 0, 0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, b'h', b'i', 0, 0, 0, 0, 0, 0
             ]
         );
-        let mut c = Cursor::new(&out, "T");
-        assert_eq!(decode_params(&mut c, 0).unwrap(), p);
+        assert_eq!(params(0)(&out).unwrap().1, p);
     }
 
     #[test]
@@ -522,12 +401,9 @@ mod tests {
         assert!(encode(&omitted).is_empty());
         let empty = Params::explicit(vec![]);
         assert_eq!(encode(&empty), [0; 8]);
-        let mut c = Cursor::new(&[], "T");
-        assert_eq!(decode_params(&mut c, 0).unwrap(), omitted);
-        let mut c = Cursor::new(&[0; 8], "T");
-        assert_eq!(decode_params(&mut c, 0).unwrap(), empty);
-        let mut c = Cursor::new(&[0; 8], "T");
-        assert_eq!(decode_params(&mut c, 1).unwrap(), empty.clone().wide());
+        assert_eq!(params(0)(&[]).unwrap().1, omitted);
+        assert_eq!(params(0)(&[0; 8]).unwrap().1, empty);
+        assert_eq!(params(1)(&[0; 8]).unwrap().1, empty.clone().wide());
     }
 
     #[test]
@@ -536,8 +412,7 @@ mod tests {
         assert_eq!(p.header_schema(), 1);
         let out = encode(&p);
         assert_eq!(&out[..4], &256u32.to_le_bytes());
-        let mut c = Cursor::new(&out, "T");
-        assert_eq!(decode_params(&mut c, 1).unwrap(), p.clone().wide());
+        assert_eq!(params(1)(&out).unwrap().1, p.clone().wide());
         assert_eq!(Params::new(vec![Value::Null; 255]).header_schema(), 0);
     }
 
@@ -552,8 +427,7 @@ mod tests {
             })
         );
         let body = [1u8, 9, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
-        let mut c = Cursor::new(&body, "EXEC");
-        let e = decode_params(&mut c, 0).unwrap_err();
+        let e = decode(&body, params(0));
         assert_eq!(e.kind, DecodeErrorKind::UnixTimeParam);
         assert_eq!(e.offset, 1);
     }
@@ -562,8 +436,7 @@ mod tests {
     fn huge_params32_count_is_rejected_without_allocating() {
         let mut body = vec![0xff, 0xff, 0xff, 0xff, 1, 1, 1, 1];
         body.extend_from_slice(&[0; 8]);
-        let mut c = Cursor::new(&body, "EXEC_SQL");
-        let e = decode_params(&mut c, 1).unwrap_err();
+        let e = decode(&body, params(1));
         assert!(matches!(e.kind, DecodeErrorKind::CountTooLarge { .. }));
     }
 
@@ -575,9 +448,7 @@ mod tests {
         put_row(&mut out, &row);
         assert_eq!(out.len(), len);
         assert_eq!(&out[..8], &[0x31, 0x05, 0, 0, 0, 0, 0, 0]);
-        let mut c = Cursor::new(&out, "ROWS");
-        let mut got = Vec::new();
-        decode_row(&mut c, 3, 0, &mut got).unwrap();
+        let got = parse::row(3)(&out).unwrap().1;
         assert_eq!(got, row);
     }
 
@@ -586,9 +457,7 @@ mod tests {
         // One column of INTEGER; the high nibble of the header byte is padding.
         let mut body = vec![0x31, 0xaa, 0, 0, 0, 0, 0, 0];
         body.extend_from_slice(&7u64.to_le_bytes());
-        let mut c = Cursor::new(&body, "ROWS");
-        let mut got = Vec::new();
-        decode_row(&mut c, 1, 0, &mut got).unwrap();
+        let got = parse::row(1)(&body).unwrap().1;
         assert_eq!(got, [ValueRef::Integer(7)]);
         let mut out = Vec::new();
         put_row(&mut out, &got);
@@ -600,9 +469,7 @@ mod tests {
         let row = vec![Value::Integer(7); 300];
         let mut out = Vec::new();
         put_row(&mut out, &row);
-        let mut c = Cursor::new(&out, "ROWS");
-        let mut got = Vec::new();
-        decode_row(&mut c, 300, 0, &mut got).unwrap();
+        let got = parse::row(300)(&out).unwrap().1;
         assert_eq!(got.len(), 300);
         assert!(got.iter().all(|v| *v == ValueRef::Integer(7)));
     }

@@ -1,9 +1,10 @@
 //! Values carried in parameter and row tuples (§3.1 of the protocol reference).
 
+use std::fmt;
+
 use bytes::BufMut;
 
-use crate::error::{DecodeError, DecodeErrorKind};
-use crate::primitive::{Cursor, blob_len, pad8, put_blob, put_text, text_len};
+use crate::primitive::{blob_len, pad8, put_blob, put_text, text_len};
 
 /// The type code of a value, as it appears in tuple headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +34,20 @@ impl ValueType {
         self as u8
     }
 
+    /// The protocol name, e.g. `"INTEGER"` or `"ISO8601"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ValueType::Integer => "INTEGER",
+            ValueType::Float => "FLOAT",
+            ValueType::Text => "TEXT",
+            ValueType::Blob => "BLOB",
+            ValueType::Null => "NULL",
+            ValueType::UnixTime => "UNIXTIME",
+            ValueType::Iso8601 => "ISO8601",
+            ValueType::Boolean => "BOOLEAN",
+        }
+    }
+
     /// The type with wire code `code`, if any.
     pub const fn from_code(code: u8) -> Option<ValueType> {
         Some(match code {
@@ -49,13 +64,29 @@ impl ValueType {
     }
 }
 
-/// An owned value of a parameter or row tuple.
+/// An owned value of a parameter or row tuple: one SQL value, with every type the protocol
+/// has. It is also the value type of `dqlite-client` (one type from the wire to the user).
+///
+/// Parameters can be any variant except [`Value::UnixTime`] (servers refuse it in parameters).
+/// Rows can hold all of them: a column declared `DATETIME`/`DATE`/`TIMESTAMP` arrives as
+/// `UnixTime` (integer storage) or `Iso8601` (text storage; C servers send NULL and `''` both
+/// as an empty `Iso8601`), a `BOOLEAN` column as `Boolean` with the stored integer (NULL as 0).
 ///
 /// Equality compares floats **bit for bit** (so `NaN == NaN` with the same payload and
 /// `0.0 != -0.0`), which is what a byte-exact codec needs.
 ///
 /// Texts must not contain NUL bytes to be encodable (the wire format is NUL-terminated);
 /// use [`Value::Blob`] for binary data.
+///
+/// ```
+/// use dqlite_wire::Value;
+/// assert_eq!(Value::from(7u8), Value::Integer(7));
+/// assert_eq!(Value::from(Some("x")), Value::Text("x".into()));
+/// assert_eq!(Value::from(None::<i64>), Value::Null);
+/// assert_eq!(Value::from(true), Value::Boolean(1));
+/// assert_eq!(Value::Blob(vec![0xde, 0xad]).to_string(), "X'DEAD'");
+/// assert_eq!(Value::Integer(1).type_name(), "INTEGER");
+/// ```
 #[derive(Debug, Clone)]
 pub enum Value {
     /// Type 1.
@@ -123,6 +154,16 @@ impl Value {
     /// The value's type code.
     pub fn value_type(&self) -> ValueType {
         self.as_ref().value_type()
+    }
+
+    /// The name of the value's type (`"INTEGER"`, `"TEXT"`, ...), for messages.
+    pub fn type_name(&self) -> &'static str {
+        self.value_type().name()
+    }
+
+    /// True for [`Value::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
     }
 
     /// Borrows the value.
@@ -202,9 +243,74 @@ impl ValueRef<'_> {
     }
 }
 
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::Integer(v)
+/// Shown the way `sqlite3` prints values: NULL as empty text, blobs as `X'hex'`, booleans as
+/// the stored integer.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Integer(i) | Value::UnixTime(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x:?}"),
+            Value::Text(s) | Value::Iso8601(s) => f.write_str(s),
+            Value::Blob(b) => {
+                f.write_str("X'")?;
+                for byte in b {
+                    write!(f, "{byte:02X}")?;
+                }
+                f.write_str("'")
+            }
+            Value::Null => Ok(()),
+            Value::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+macro_rules! from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::Integer(i64::from(v))
+            }
+        }
+    )*};
+}
+from_int!(i8, i16, i32, i64, u8, u16, u32);
+
+impl From<f32> for Value {
+    fn from(v: f32) -> Self {
+        Value::Float(f64::from(v))
+    }
+}
+impl From<()> for Value {
+    fn from(_: ()) -> Self {
+        Value::Null
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Value::Text(v.clone())
+    }
+}
+impl<const N: usize> From<[u8; N]> for Value {
+    fn from(v: [u8; N]) -> Self {
+        Value::Blob(v.to_vec())
+    }
+}
+impl From<std::borrow::Cow<'_, str>> for Value {
+    fn from(v: std::borrow::Cow<'_, str>) -> Self {
+        Value::Text(v.into_owned())
+    }
+}
+/// A time is sent as ISO-8601 text in UTC with nanoseconds
+/// (`2006-01-02 15:04:05.999999999+00:00`, go-dqlite's layout, see [`crate::time`]), which
+/// SQLite's date functions understand.
+impl From<std::time::SystemTime> for Value {
+    fn from(t: std::time::SystemTime) -> Self {
+        Value::Iso8601(crate::time::format_iso8601(t))
+    }
+}
+impl From<ValueRef<'_>> for Value {
+    fn from(v: ValueRef<'_>) -> Self {
+        v.to_value()
     }
 }
 impl From<f64> for Value {
@@ -243,72 +349,6 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
-impl<'a> Cursor<'a> {
-    /// Reads one value of type `ty` (field name used in errors).
-    #[inline]
-    pub(crate) fn value(
-        &mut self,
-        ty: ValueType,
-        field: &'static str,
-    ) -> Result<ValueRef<'a>, DecodeError> {
-        Ok(match ty {
-            ValueType::Integer => ValueRef::Integer(self.u64(field)? as i64),
-            ValueType::Float => ValueRef::Float(f64::from_bits(self.u64(field)?)),
-            ValueType::Text => ValueRef::Text(self.text(field)?),
-            ValueType::Blob => ValueRef::Blob(self.blob(field)?),
-            ValueType::Null => {
-                // The word's content is ignored, as the C server does.
-                self.u64(field)?;
-                ValueRef::Null
-            }
-            ValueType::UnixTime => ValueRef::UnixTime(self.u64(field)? as i64),
-            ValueType::Iso8601 => ValueRef::Iso8601(self.text(field)?),
-            ValueType::Boolean => ValueRef::Boolean(self.u64(field)?),
-        })
-    }
-}
-
-impl Cursor<'_> {
-    /// Reads one value of type `ty` straight into an owned [`Value`].
-    #[inline]
-    pub(crate) fn owned_value(
-        &mut self,
-        ty: ValueType,
-        field: &'static str,
-    ) -> Result<Value, DecodeError> {
-        Ok(match ty {
-            ValueType::Integer => Value::Integer(self.u64(field)? as i64),
-            ValueType::Float => Value::Float(f64::from_bits(self.u64(field)?)),
-            ValueType::Text => Value::Text(self.text(field)?.to_owned()),
-            ValueType::Blob => Value::Blob(self.blob(field)?.to_vec()),
-            ValueType::Null => {
-                self.u64(field)?;
-                Value::Null
-            }
-            ValueType::UnixTime => Value::UnixTime(self.u64(field)? as i64),
-            ValueType::Iso8601 => Value::Iso8601(self.text(field)?.to_owned()),
-            ValueType::Boolean => Value::Boolean(self.u64(field)?),
-        })
-    }
-}
-
-/// Reads a type code, mapping unknown codes to an error at `offset`.
-pub(crate) fn value_type(
-    cur: &Cursor<'_>,
-    code: u8,
-    field: impl FnOnce() -> String,
-    offset: usize,
-) -> Result<ValueType, DecodeError> {
-    ValueType::from_code(code).ok_or_else(|| {
-        DecodeError::new(
-            cur.message(),
-            field(),
-            offset,
-            DecodeErrorKind::UnknownValueType(code),
-        )
-    })
-}
-
 /// Size of a tuple header of `n` type bytes after a count of `count_size` bytes, padding
 /// included but the count excluded.
 #[inline]
@@ -341,7 +381,26 @@ mod tests {
     }
 
     #[test]
+    fn display_like_sqlite3() {
+        assert_eq!(Value::Null.to_string(), "");
+        assert_eq!(Value::Float(1.0).to_string(), "1.0");
+        assert_eq!(Value::Boolean(7).to_string(), "7");
+        assert_eq!(Value::UnixTime(-3).to_string(), "-3");
+    }
+
+    #[test]
     fn conversions() {
+        assert_eq!(Value::from(-3i8), Value::Integer(-3));
+        assert_eq!(Value::from(u32::MAX), Value::Integer(4_294_967_295));
+        assert_eq!(Value::from(0.5f32), Value::Float(0.5));
+        assert_eq!(Value::from(()), Value::Null);
+        assert_eq!(Value::from([1u8, 2]), Value::Blob(vec![1, 2]));
+        assert_eq!(
+            Value::from(std::time::UNIX_EPOCH),
+            Value::Iso8601("1970-01-01 00:00:00+00:00".into())
+        );
+        assert!(Value::Null.is_null() && !Value::Integer(0).is_null());
+        assert_eq!(Value::Iso8601(String::new()).type_name(), "ISO8601");
         assert_eq!(Value::from(true), Value::Boolean(1));
         assert_eq!(Value::from(None::<i64>), Value::Null);
         assert_eq!(Value::from("x"), Value::Text("x".into()));

@@ -1,8 +1,8 @@
-//! Arbitrary bytes through the framer (in chunks) and every decoder: nothing may panic, and
+//! Arbitrary bytes through the framer (in chunks), the message parser and every decoder: nothing may panic, and
 //! memory stays bounded by the framer's maximum body size.
 #![no_main]
 
-use dqlite_wire::{Framer, Request, Response, RowsBatch, RowsReader};
+use dqlite_wire::{Framer, Request, Response, RowsBatch, RowsBatchRef, RowsReader, parse};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "input.rs"]
@@ -17,6 +17,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = Request::decode_message(rest);
     let _ = Response::decode_message(rest, &s.ctx);
     let _ = RowsBatch::decode(rest);
+    let _ = RowsBatchRef::decode(rest);
+    // The input as a buffer of whole messages, cut by the message parser.
+    let mut buf = rest;
+    while let Ok((next, (header, body))) = parse::message(buf) {
+        let _ = parse::request(&header)(body);
+        let _ = parse::response(&header, &s.ctx)(body);
+        buf = next;
+    }
 
     // The input as a stream, pushed in chunks of 1..=16 bytes.
     let mut framer = if s.response {

@@ -138,12 +138,13 @@ pub fn run_package(_args: &[String]) -> Result<(), String> {
 }
 
 /// The workspace's own publishable crates.
-const PUBLISHED: [&str; 5] = [
+const PUBLISHED: [&str; 6] = [
     "dqlite-wire",
     "dqlite-vfs",
     "dqlite-raft",
     "dqlite-node",
     "dqlite-client",
+    "dqlite-client-derive",
 ];
 
 /// Removes cargo's extracted copies of the workspace's own crates from earlier packaging runs.

@@ -113,7 +113,7 @@ pub fn json_value(v: &Value) -> serde_json::Value {
         Value::Text(s) | Value::Iso8601(s) => J::String(s.clone()),
         Value::Blob(b) => J::String(b.iter().map(|x| format!("{x:02x}")).collect()),
         Value::Null => J::Null,
-        Value::Boolean(b) => J::Bool(*b),
+        Value::Boolean(b) => J::Bool(*b != 0),
     }
 }
 

@@ -266,7 +266,7 @@ impl Shell {
 
 /// C dqlite 1.x refuses QUERY on a statement without result columns with this, before running it.
 fn no_result_columns(e: &Error) -> bool {
-    e.code() == Some(1) && e.message() == Some("not an error")
+    e.raw_code() == Some(1) && e.message() == Some("not an error")
 }
 
 fn node_rows(nodes: Vec<NodeInfo>) -> Vec<Vec<Value>> {

@@ -38,16 +38,21 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod data_dir;
 mod database;
 mod error;
 mod gateway;
+mod http;
 mod membership;
+mod metrics;
 mod node;
+pub mod recover;
 mod replication;
 mod tls;
 
+pub use data_dir::Identity;
 pub use error::{NodeError, SqlFailure};
-pub use membership::Member;
+pub use membership::{Member, RoleOptions};
 pub use node::{DEFAULT_READ_LEASE, Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};
 pub use replication::{NodeConfig, command};
 pub use tls::TlsConfig;

@@ -35,7 +35,7 @@ fn config() -> LogConfig {
     LogConfig {
         segment_size: 64 << 10,
         cache_bytes: 64 << 10,
-        fail_sync: None,
+        ..LogConfig::default()
     }
 }
 

@@ -27,7 +27,7 @@ impl StoreBuilder<TestConfig, LogStore<TestConfig>, Sm, tempfile::TempDir> for B
             // Small segments so that the suite also crosses segment boundaries.
             segment_size: 8192,
             cache_bytes: 1024,
-            fail_sync: None,
+            ..LogConfig::default()
         };
         let (log, _) = LogStore::open(&dir.path().join("log"), config).map_err(err)?;
         let sm =

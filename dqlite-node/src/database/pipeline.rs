@@ -50,7 +50,10 @@ pub(crate) async fn commit(
         return Err(SqlFailure::not_leader());
     };
     match shared.raft.propose(cmd.encode()).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            shared.metrics.committed(db.name());
+            Ok(())
+        }
         Err(e) => {
             tracing::info!(error = %e, "proposal failed: aborting the commit");
             db.abort(conn);

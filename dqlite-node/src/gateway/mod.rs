@@ -16,10 +16,13 @@ mod admin;
 mod session;
 mod sql;
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::time::Instant;
 
 use dqlite_wire::{FrameError, Framer, ProtocolVersion, Request, RequestError, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::Instrument;
 
 use crate::error::{SqlFailure, code};
 use crate::node::Shared;
@@ -39,6 +42,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     if !matches!(framer.next_handshake(), Ok(Some(_))) {
         return;
     }
+    let _counted = shared.metrics.connection();
     let mut session = Session::new(shared, version.is_legacy());
     loop {
         let frame = loop {
@@ -116,12 +120,39 @@ async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, r: &Response) -> std::
 }
 
 fn failure(f: SqlFailure) -> Response {
+    // Tells `handle` (for the metrics) which code the request failed with.
+    let _ = FAILED.try_with(|c| c.set(Some(f.code)));
     Response::failure(f.code, f.message)
+}
+
+tokio::task_local! {
+    /// The failure code of the request being served, if it failed.
+    static FAILED: Cell<Option<u64>>;
+}
+
+/// Serves one request in a `request` span, and records its latency and failure code.
+async fn handle<W: AsyncWrite + Unpin>(
+    session: &mut Session,
+    request: Request,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    let kind = request.request_type().name();
+    let started = Instant::now();
+    let span = tracing::debug_span!("request", conn = session.conn, kind);
+    let served = async {
+        let r = dispatch(session, request, wr).await;
+        (r, FAILED.with(Cell::get))
+    };
+    let (r, failed) = FAILED.scope(Cell::new(None), served).instrument(span).await;
+    let db = session.db.as_ref().map(|d| d.name().to_string());
+    let elapsed = started.elapsed();
+    (session.shared.metrics).request(kind, elapsed, failed, db.as_deref());
+    r
 }
 
 /// Serves one request: queries stream their ROWS batches, every other request is answered
 /// by exactly one response.
-async fn handle<W: AsyncWrite + Unpin>(
+async fn dispatch<W: AsyncWrite + Unpin>(
     session: &mut Session,
     request: Request,
     wr: &mut W,

@@ -1,5 +1,6 @@
-//! Joining a cluster: ask a member who leads, then ask the leader to ADD this node and
-//! ASSIGN it the voter role, over the ordinary client protocol (as go-dqlite's `Client.Add`).
+//! Joining a cluster: ask a member who leads, then ask the leader to ADD this node (and,
+//! without role management, ASSIGN it the voter role), over the ordinary client protocol (as
+//! go-dqlite's `Client.Add`).
 
 use std::time::Duration;
 
@@ -78,12 +79,14 @@ impl Conn {
     }
 }
 
-/// One attempt: find the leader through `seed`, ADD this node, make it a voter.
+/// One attempt: find the leader through `seed`, ADD this node, make it a voter if
+/// `assign_voter` (without, the leader's role management places it).
 async fn try_join(
     id: u64,
     address: &str,
     seed: &str,
     tls: Option<&TlsConfig>,
+    assign_voter: bool,
 ) -> Result<(), String> {
     let mut c = Conn::connect_with(seed, tls).await?;
     let leader = match c.call(Request::Leader).await? {
@@ -104,6 +107,9 @@ async fn try_join(
         Response::Failure(f) => return Err(format!("ADD refused: {} ({})", f.message, f.code)),
         other => return Err(format!("unexpected answer to ADD: {other:?}")),
     }
+    if !assign_voter {
+        return Ok(());
+    }
     match c
         .call(Request::Assign {
             node_id: id,
@@ -118,18 +124,20 @@ async fn try_join(
     }
 }
 
-/// Tries the seeds in turn until this node is a voter or the node stops.
+/// Tries the seeds in turn until this node is a member (a voter, with `assign_voter`) or
+/// the node stops.
 pub(crate) async fn join_loop(
     id: u64,
     address: String,
     seeds: Vec<String>,
     tls: Option<TlsConfig>,
+    assign_voter: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
         for seed in &seeds {
-            match try_join(id, &address, seed, tls.as_ref()).await {
+            match try_join(id, &address, seed, tls.as_ref(), assign_voter).await {
                 Ok(()) => {
                     tracing::info!(%seed, "joined the cluster");
                     return;

@@ -54,6 +54,17 @@ pub struct NodeOptions {
     /// (SQLITE_CANTOPEN, naming the limit); databases created through replication are always
     /// served. Default 1024.
     pub max_databases: usize,
+    /// How long a commit may wait for its Raft entry to be committed and applied before the
+    /// client gets 10506 (leadership lost, outcome unknown) and the commit is discarded
+    /// locally. Commits normally end much sooner: when applied, when another leader's
+    /// entry supersedes them, or when this node stops leading. Default 30 s.
+    pub commit_timeout: Duration,
+    /// A client connection that leaves a transaction open and sends nothing for this long
+    /// has it rolled back (the connection stays; its next statements fail with 10506 until
+    /// it ends the transaction), so that a client that vanished, or hangs, does not hold the
+    /// write lock for ever. `None`: never. Default 30 s. Connections also use TCP keepalive
+    /// (10 s idle, then 3 probes 5 s apart), which closes those whose peer vanished.
+    pub idle_transaction_timeout: Option<Duration>,
     /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
     pub heartbeat_timeout_ms: u64,
     /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
@@ -78,6 +89,8 @@ impl Default for NodeOptions {
         NodeOptions {
             leader_local_reads: false,
             write_wait: Duration::from_secs(10),
+            commit_timeout: Duration::from_secs(30),
+            idle_transaction_timeout: Some(Duration::from_secs(30)),
             max_message: 64 << 20,
             max_statements: 1024,
             max_connections: 1024,
@@ -118,9 +131,26 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Whether this node is the Raft leader now and not handing leadership over.
+    /// Whether this node serves as leader now: it is the Raft leader, not handing leadership
+    /// over, and heard from a quorum recently (see [`Shared::has_quorum`]).
     pub fn is_leader(&self) -> bool {
-        !self.gate.handing_over() && self.is_raft_leader()
+        !self.gate.handing_over() && self.is_raft_leader() && self.has_quorum()
+    }
+
+    /// Check-quorum: whether a quorum of voters acknowledged this leader within the shortest
+    /// election timeout. openraft 0.9 leaders never step down on their own, so a leader cut
+    /// off in a minority would otherwise keep answering leader-local reads (stale once the
+    /// majority elects another leader, which it cannot do sooner than that) and accept
+    /// writes that hang; it refuses them instead and reports no leader until a quorum
+    /// answers again or a newer leader deposes it.
+    pub fn has_quorum(&self) -> bool {
+        self.heard_from_quorum_within(self.options.raft.raft.election_timeout_min)
+    }
+
+    /// Whether this node leads and a quorum acknowledged it within `ms` milliseconds.
+    pub fn heard_from_quorum_within(&self, ms: u64) -> bool {
+        let limit = Duration::from_millis(ms);
+        self.raft.quorum_ack_age().is_some_and(|age| age < limit)
     }
 
     /// Whether this node is the Raft leader now (handing over or not).
@@ -154,11 +184,14 @@ impl Shared {
         }
     }
 
-    /// The leader this node knows of, with its address.
+    /// The leader this node knows of, with its address (not itself while it lacks a quorum).
     pub fn leader(&self) -> Option<(u64, String)> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
+        if id == self.id && !self.has_quorum() {
+            return None;
+        }
         let addr = m
             .membership_config
             .membership()
@@ -263,8 +296,9 @@ impl NodeBuilder {
         self
     }
 
-    /// Listen on `address` (`host:port`) instead of the advertised address given to
-    /// [`NodeBuilder::new`] (e.g. `0.0.0.0:9001` behind NAT, advertising the public address).
+    /// Listen on `address` (`host:port`, port 0 for a free one) instead of the address the
+    /// node advertises to clients and peers (`NodeBuilder::new`), e.g. `0.0.0.0:9001` behind
+    /// a public name, or a private port behind a proxy.
     pub fn bind(mut self, address: impl Into<String>) -> Self {
         self.bind = Some(address.into());
         self
@@ -648,6 +682,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    set_keepalive(&stream);
                     tasks.spawn(serve_connection(shared.clone(), stream, peer));
                 }
                 Err(e) => {
@@ -659,6 +694,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+}
+
+/// TCP keepalive on an accepted connection: a peer that vanished without closing (power
+/// loss, a cut network) is noticed after about 25 s of silence, and its connection closed
+/// (with it, a transaction it left open).
+fn set_keepalive(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive");
+    }
 }
 
 /// Completes TLS first when the node has it, then serves the stream.

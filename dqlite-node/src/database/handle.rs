@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use dqlite_vfs::{DatabaseFiles, Frames, Snapshot, Vfs};
+use dqlite_vfs::{DatabaseFiles, Frames, Vfs};
 use dqlite_wire::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SqlFailure;
 
-use super::worker::{ConnId, Executed, Job, Prepared, QueryMsg, WorkerHandle};
+use super::worker::{Applied, ConnId, Executed, Image, Job, Prepared, QueryMsg, WorkerHandle};
 
 /// A database of this node, served by its worker thread. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -73,7 +73,7 @@ impl DatabaseHandle {
     }
 
     /// Executes the first statement of `sql`, waiting for the write lock until `deadline`.
-    /// A commit it captured comes back in [`Executed::frames`], still pending: the caller
+    /// A commit it captured comes back in [`Executed::commit`], still pending: the caller
     /// replicates it (see [`super::pipeline`]) or aborts it.
     pub async fn exec(
         &self,
@@ -128,12 +128,24 @@ impl DatabaseHandle {
             .ok_or_else(stopped)
     }
 
-    /// Makes committed frames visible (the FSM applying an entry).
-    pub async fn apply(&self, frames: Frames) -> Result<(), String> {
-        self.call(|reply| Job::Apply { frames, reply })
-            .await
-            .ok_or_else(|| format!("worker of {:?} is gone", self.name()))?
-            .map_err(|e| format!("applying frames to {:?}: {e}", self.name()))
+    /// Makes the committed frames of the entry at log index `index`, computed on `base`,
+    /// visible, or skips them if the database has moved on from `base` (the FSM applying an
+    /// entry).
+    pub async fn apply(
+        &self,
+        frames: Frames,
+        base: Option<u64>,
+        index: u64,
+    ) -> Result<Applied, String> {
+        self.call(|reply| Job::Apply {
+            frames,
+            base,
+            index,
+            reply,
+        })
+        .await
+        .ok_or_else(|| format!("worker of {:?} is gone", self.name()))?
+        .map_err(|e| format!("applying frames to {:?}: {e}", self.name()))
     }
 
     /// Folds the WAL into the main file (when nobody reads).
@@ -142,15 +154,15 @@ impl DatabaseHandle {
     }
 
     /// A consistent image of the committed database.
-    pub async fn snapshot(&self) -> Result<Snapshot, String> {
+    pub async fn snapshot(&self) -> Result<Image, String> {
         self.call(|reply| Job::Snapshot { reply })
             .await
             .ok_or_else(|| format!("worker of {:?} is gone", self.name()))
     }
 
     /// Replaces the database content (installing a Raft snapshot).
-    pub async fn restore(&self, snapshot: Snapshot) -> Result<(), String> {
-        self.call(|reply| Job::Restore { snapshot, reply })
+    pub async fn restore(&self, image: Image) -> Result<(), String> {
+        self.call(|reply| Job::Restore { image, reply })
             .await
             .ok_or_else(|| format!("worker of {:?} is gone", self.name()))?
             .map_err(|e| format!("restoring {:?}: {e}", self.name()))

@@ -1,4 +1,5 @@
-//! SQL text: where the first statement of a text ends, and whether a text is empty.
+//! SQL text: where the first statement of a text ends, whether a text is empty, and whether
+//! a statement ends a transaction.
 
 /// True if `sql` holds only whitespace and comments.
 pub fn is_blank(sql: &str) -> bool {
@@ -94,6 +95,52 @@ pub fn first_statement_end(sql: &str, mut complete: impl FnMut(&str) -> bool) ->
     sql.len()
 }
 
+/// How a statement ends a transaction, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxEnd {
+    /// `COMMIT` or `END` (with or without `TRANSACTION`).
+    Commit,
+    /// `ROLLBACK` of the whole transaction (not `ROLLBACK TO` a savepoint).
+    Rollback,
+}
+
+/// The keywords at the start of `sql` (after whitespace and comments), upper-cased, at most
+/// `n` of them; stops at the first character that is not part of a keyword.
+fn leading_keywords(sql: &str, n: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut pos = 0;
+    while words.len() < n {
+        pos = skip_blank(sql, pos);
+        let len = sql[pos..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+        if len == 0 {
+            break;
+        }
+        words.push(sql[pos..pos + len].to_ascii_uppercase());
+        pos += len;
+    }
+    words
+}
+
+/// Whether the first statement of `sql` is a `COMMIT`/`END` or a whole-transaction
+/// `ROLLBACK` (SQLite's grammar: `ROLLBACK [TRANSACTION] [TO [SAVEPOINT] name]`).
+pub fn transaction_end(sql: &str) -> Option<TxEnd> {
+    let words = leading_keywords(sql, 3);
+    match words.first().map(String::as_str) {
+        Some("COMMIT" | "END") => Some(TxEnd::Commit),
+        Some("ROLLBACK") => {
+            let next = match words.get(1).map(String::as_str) {
+                Some("TRANSACTION") => words.get(2),
+                _ => words.get(1),
+            };
+            (next.map(String::as_str) != Some("TO")).then_some(TxEnd::Rollback)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +169,29 @@ mod tests {
             &sql[..end],
             "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END;"
         );
+    }
+
+    #[test]
+    fn transaction_ends() {
+        for sql in ["COMMIT", " commit transaction;", "END", "/* x */ end;"] {
+            assert_eq!(transaction_end(sql), Some(TxEnd::Commit), "{sql}");
+        }
+        for sql in [
+            "ROLLBACK",
+            "rollback transaction",
+            "-- c\n ROLLBACK; SELECT 1",
+        ] {
+            assert_eq!(transaction_end(sql), Some(TxEnd::Rollback), "{sql}");
+        }
+        for sql in [
+            "ROLLBACK TO sp",
+            "rollback transaction to savepoint sp",
+            "SELECT 'COMMIT'",
+            "COMMITTED",
+            "",
+            "RELEASE sp",
+        ] {
+            assert_eq!(transaction_end(sql), None, "{sql}");
+        }
     }
 }

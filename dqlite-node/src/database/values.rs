@@ -43,7 +43,9 @@ impl ColumnKind {
     }
 }
 
-/// A result value as a wire value. Where C asserts (FLOAT in a DATETIME column, TEXT in a
+/// A result value as a wire value. NULL is sent as NULL whatever the declared type (C 1.11
+/// sends `false` in a BOOLEAN column and an empty ISO-8601 text in a DATETIME one, so clients
+/// read a stored NULL back as a value). Where C asserts (FLOAT in a DATETIME column, TEXT in a
 /// BOOLEAN column) the storage class is kept instead.
 pub fn to_wire_value(v: SqlValueRef<'_>, kind: ColumnKind) -> Value {
     match (v, kind) {
@@ -51,9 +53,7 @@ pub fn to_wire_value(v: SqlValueRef<'_>, kind: ColumnKind) -> Value {
         (SqlValueRef::Text(t), ColumnKind::Time) => {
             Value::Iso8601(String::from_utf8_lossy(t).into_owned())
         }
-        (SqlValueRef::Null, ColumnKind::Time) => Value::Iso8601(String::new()),
         (SqlValueRef::Integer(i), ColumnKind::Boolean) => Value::Boolean(i as u64),
-        (SqlValueRef::Null, ColumnKind::Boolean) => Value::Boolean(0),
         (SqlValueRef::Integer(i), _) => Value::Integer(i),
         (SqlValueRef::Real(f), _) => Value::Float(f),
         (SqlValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
@@ -70,12 +70,23 @@ mod tests {
     fn boolean_column_with_text_does_not_crash() {
         let v = to_wire_value(SqlValueRef::Text(b"yes"), ColumnKind::Boolean);
         assert_eq!(v, Value::Text("yes".into()));
+    }
+
+    #[test]
+    fn null_is_null_whatever_the_declared_type() {
+        for kind in [ColumnKind::Plain, ColumnKind::Boolean, ColumnKind::Time] {
+            assert_eq!(
+                to_wire_value(SqlValueRef::Null, kind),
+                Value::Null,
+                "{kind:?}"
+            );
+        }
         assert_eq!(
-            to_wire_value(SqlValueRef::Null, ColumnKind::Boolean),
+            to_wire_value(SqlValueRef::Integer(0), ColumnKind::Boolean),
             Value::Boolean(0)
         );
         assert_eq!(
-            to_wire_value(SqlValueRef::Null, ColumnKind::Time),
+            to_wire_value(SqlValueRef::Text(b""), ColumnKind::Time),
             Value::Iso8601(String::new())
         );
     }

@@ -139,14 +139,20 @@ impl Session {
                 return Err(SqlFailure::not_leader());
             }
             // Voters that heard from the leader recently refuse votes (openraft's leader
-            // lease), so an election may lose: try again until the deadline.
+            // lease), so an election may lose: try again until the deadline. This node itself
+            // campaigns only once a read lease the leader may hold on its acknowledgements is
+            // over (`RaftNode::campaign`): a leader that is not handing over keeps it in
+            // contact, and the request then fails.
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
-                shared
+                let started = shared
                     .raft
-                    .trigger_election()
+                    .campaign(deadline)
                     .await
                     .map_err(|e| SqlFailure::error(e.to_string()))?;
+                if !started {
+                    break;
+                }
                 let round = Instant::now() + Duration::from_millis(200);
                 while Instant::now() < round {
                     if shared.is_leader() {

@@ -13,6 +13,7 @@
 //! FAILURE(12), and a query that fails while stepping gets a clean FAILURE.
 
 mod admin;
+mod reader;
 mod session;
 mod sql;
 
@@ -20,12 +21,13 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dqlite_wire::{FrameError, Framer, ProtocolVersion, Request, RequestError, Response};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use dqlite_wire::{ProtocolVersion, Request, RequestError, Response};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::Instrument;
 
 use crate::error::{SqlFailure, code};
 use crate::node::Shared;
+use reader::{Incoming, Reader};
 use session::Session;
 
 /// Serves one client connection whose first bytes (`prefix`: handshake and possibly more)
@@ -36,39 +38,37 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     prefix: &[u8],
     version: ProtocolVersion,
 ) {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut framer = Framer::server().with_max_body(shared.options.max_message);
-    framer.push(prefix);
-    if !matches!(framer.next_handshake(), Ok(Some(_))) {
+    let (rd, mut wr) = tokio::io::split(stream);
+    let Some(mut reader) = Reader::new(rd, shared.options.max_message, prefix) else {
         return;
-    }
+    };
     let _counted = shared.metrics.connection();
+    let idle_limit = shared.options.idle_transaction_timeout;
     let mut session = Session::new(shared, version.is_legacy());
     loop {
-        let frame = loop {
-            match framer.next_frame() {
-                Ok(Some(f)) => break Some(f),
-                Ok(None) => {}
-                Err(FrameError::BodyTooLarge { words, max, .. }) => {
-                    // The body is not read (it may be gigabytes): say why, then close.
-                    let bytes = u64::from(words) * 8;
-                    tracing::debug!(bytes, max, "request too large: closing");
-                    let msg =
-                        format!("request body of {bytes} bytes exceeds the limit of {max} bytes");
-                    let _ = write_response(&mut wr, &failure(SqlFailure::error(msg))).await;
-                    break None;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "closing client connection");
-                    break None;
+        let incoming = match idle_limit {
+            Some(limit) if session.db.is_some() => {
+                match tokio::time::timeout(limit, reader.next()).await {
+                    Ok(i) => i,
+                    Err(_) => {
+                        session.end_idle_transaction(limit).await;
+                        continue;
+                    }
                 }
             }
-            match rd.read_buf(framer.buffer_mut()).await {
-                Ok(0) | Err(_) => break None,
-                Ok(_) => {}
-            }
+            _ => reader.next().await,
         };
-        let Some(frame) = frame else { break };
+        let frame = match incoming {
+            Incoming::Frame(f) => f,
+            Incoming::TooLarge { bytes, max } => {
+                // The body is not read (it may be gigabytes): say why, then close.
+                tracing::debug!(bytes, max, "request too large: closing");
+                let msg = format!("request body of {bytes} bytes exceeds the limit of {max} bytes");
+                let _ = write_response(&mut wr, &failure(SqlFailure::error(msg))).await;
+                break;
+            }
+            Incoming::Closed => break,
+        };
         let request = match frame.decode_request() {
             Ok(r) => r,
             Err(RequestError::Malformed(e)) => {
@@ -101,7 +101,10 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             // A peer must send CONNECT first; on a client connection it is a protocol error.
             break;
         }
-        if handle(&mut session, request, &mut wr).await.is_err() {
+        if handle(&mut session, request, &mut reader, &mut wr)
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -131,16 +134,17 @@ tokio::task_local! {
 }
 
 /// Serves one request in a `request` span, and records its latency and failure code.
-async fn handle<W: AsyncWrite + Unpin>(
+async fn handle<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     session: &mut Session,
     request: Request,
+    reader: &mut Reader<R>,
     wr: &mut W,
 ) -> std::io::Result<()> {
     let kind = request.request_type().name();
     let started = Instant::now();
     let span = tracing::debug_span!("request", conn = session.conn, kind);
     let served = async {
-        let r = dispatch(session, request, wr).await;
+        let r = dispatch(session, request, reader, wr).await;
         (r, FAILED.with(Cell::get))
     };
     let (r, failed) = FAILED.scope(Cell::new(None), served).instrument(span).await;
@@ -152,9 +156,10 @@ async fn handle<W: AsyncWrite + Unpin>(
 
 /// Serves one request: queries stream their ROWS batches, every other request is answered
 /// by exactly one response.
-async fn dispatch<W: AsyncWrite + Unpin>(
+async fn dispatch<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     session: &mut Session,
     request: Request,
+    reader: &mut Reader<R>,
     wr: &mut W,
 ) -> std::io::Result<()> {
     let response = match request {
@@ -162,9 +167,13 @@ async fn dispatch<W: AsyncWrite + Unpin>(
             db_id,
             stmt_id,
             params,
-        } => return session.query_prepared(wr, db_id, stmt_id, params).await,
+        } => {
+            return session
+                .query_prepared(reader, wr, db_id, stmt_id, params)
+                .await;
+        }
         Request::QuerySql { db_id, sql, params } => {
-            return session.query_sql(wr, db_id, sql, params).await;
+            return session.query_sql(reader, wr, db_id, sql, params).await;
         }
         Request::Open { name, .. } => session.open(name).await,
         Request::Prepare { db_id, sql } => session.prepare_request(db_id, sql, false).await,

@@ -4,16 +4,21 @@
 //! which publishes them if they are its own pending commit (leader) or appends them
 //! (followers); the VFS tells the two apart by content.
 //!
-//! Snapshot payload, version 1 (little-endian):
+//! Snapshot payload, version 2 (little-endian):
 //!
 //! ```text
-//! u8  version (1)
+//! u8  version (2)
 //! u32 number of databases
-//!     per database: u32 name length, name, u64 image length, image (an SQLite file)
+//!     per database: u32 name length, name,
+//!                   u64 log index of the last Frames entry applied (u64::MAX: unknown),
+//!                   u64 image length, image (an SQLite file)
 //! u32 number of metadata records
 //!     per record: u64 node id, u64 failure domain, u64 weight
 //! u32 CRC32C of every byte before it
 //! ```
+//!
+//! Version 1 lacks the per-database log index; a database restored from it accepts the next
+//! Frames entry whatever its base (see [`Command::Frames`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -27,8 +32,11 @@ use openraft::EntryPayload;
 use super::NodeConfig;
 use super::command::Command;
 use crate::database::Registry;
+use crate::database::worker::{Applied, Image};
 
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
+/// The last-frames index stored for "unknown".
+const UNKNOWN_INDEX: u64 = u64::MAX;
 
 /// Per-node metadata: failure domain and weight.
 pub type Metadata = BTreeMap<u64, (u64, u64)>;
@@ -45,13 +53,18 @@ impl Fsm {
         Fsm { registry, metadata }
     }
 
-    async fn apply_command(&self, cmd: Command) -> Result<(), SmError> {
+    /// Applies the command of the entry at log index `index`.
+    async fn apply_command(&self, cmd: Command, index: u64) -> Result<Applied, SmError> {
         match cmd {
             Command::Open { db } => {
                 self.registry.get_or_start(&db)?;
             }
-            Command::Frames { db, frames } => {
-                self.registry.get_or_start(&db)?.apply(frames).await?;
+            Command::Frames { db, base, frames } => {
+                return Ok(self
+                    .registry
+                    .get_or_start(&db)?
+                    .apply(frames, base, index)
+                    .await?);
             }
             Command::Checkpoint { db } => {
                 if let Some(h) = self.registry.get(&db) {
@@ -69,13 +82,13 @@ impl Fsm {
                     .insert(node_id, (failure_domain, weight));
             }
         }
-        Ok(())
+        Ok(Applied::Done)
     }
 }
 
 /// A captured view of every database and the metadata, serialized on a blocking thread.
 pub struct FsmSnapshot {
-    databases: Vec<(String, Snapshot)>,
+    databases: Vec<(String, Image)>,
     metadata: Metadata,
 }
 
@@ -101,11 +114,13 @@ impl SnapshotWriter for FsmSnapshot {
         let mut w = CrcWriter { out, crc: 0 };
         w.write_all(&[SNAPSHOT_VERSION])?;
         w.write_all(&(self.databases.len() as u32).to_le_bytes())?;
-        for (name, snap) in &self.databases {
+        for (name, image) in &self.databases {
             w.write_all(&(name.len() as u32).to_le_bytes())?;
             w.write_all(name.as_bytes())?;
-            w.write_all(&(snap.len_bytes() as u64).to_le_bytes())?;
-            snap.write_to(&mut w)?;
+            let last = image.last_frames.unwrap_or(UNKNOWN_INDEX);
+            w.write_all(&last.to_le_bytes())?;
+            w.write_all(&(image.snapshot.len_bytes() as u64).to_le_bytes())?;
+            image.snapshot.write_to(&mut w)?;
         }
         w.write_all(&(self.metadata.len() as u32).to_le_bytes())?;
         for (id, (fd, weight)) in &self.metadata {
@@ -118,11 +133,18 @@ impl SnapshotWriter for FsmSnapshot {
     }
 }
 
-/// Database images by name, as stored in a snapshot.
-pub type DatabaseImages = Vec<(String, Vec<u8>)>;
+/// A database as stored in a snapshot.
+pub struct StoredDatabase {
+    /// Its name.
+    pub name: String,
+    /// The log index of the last Frames entry applied to it (`None`: unknown).
+    pub last_frames: Option<u64>,
+    /// The SQLite file.
+    pub image: Vec<u8>,
+}
 
 /// Parses a snapshot payload into database images and metadata.
-pub fn parse_snapshot(bytes: &[u8]) -> Result<(DatabaseImages, Metadata), String> {
+pub fn parse_snapshot(bytes: &[u8]) -> Result<(Vec<StoredDatabase>, Metadata), String> {
     if bytes.len() < 9 {
         return Err(format!("snapshot of {} bytes is truncated", bytes.len()));
     }
@@ -134,8 +156,9 @@ pub fn parse_snapshot(bytes: &[u8]) -> Result<(DatabaseImages, Metadata), String
             "snapshot checksum mismatch: stored {stored:#x}, computed {computed:#x}"
         ));
     }
-    if body[0] != SNAPSHOT_VERSION {
-        return Err(format!("unsupported snapshot version {}", body[0]));
+    let version = body[0];
+    if version != SNAPSHOT_VERSION && version != 1 {
+        return Err(format!("unsupported snapshot version {version}"));
     }
     let mut pos = 1usize;
     let mut take = |n: usize, what: &str| -> Result<&[u8], String> {
@@ -158,9 +181,17 @@ pub fn parse_snapshot(bytes: &[u8]) -> Result<(DatabaseImages, Metadata), String
         let len = u32_of(take(4, "name length")?);
         let name = String::from_utf8(take(len, "name")?.to_vec())
             .map_err(|_| "database name is not UTF-8".to_string())?;
+        let last_frames = match version {
+            1 => None,
+            _ => Some(u64_of(take(8, "last frames index")?)).filter(|i| *i != UNKNOWN_INDEX),
+        };
         let len = usize::try_from(u64_of(take(8, "image length")?))
             .map_err(|_| "image length overflows".to_string())?;
-        dbs.push((name, take(len, "image")?.to_vec()));
+        dbs.push(StoredDatabase {
+            name,
+            last_frames,
+            image: take(len, "image")?.to_vec(),
+        });
     }
     let n = u32_of(take(4, "metadata count")?);
     let mut meta = Metadata::new();
@@ -182,16 +213,21 @@ impl StateMachine<NodeConfig> for Fsm {
     async fn apply(
         &mut self,
         entries: Vec<openraft::Entry<NodeConfig>>,
-    ) -> Result<Vec<()>, SmError> {
-        let n = entries.len();
+    ) -> Result<Vec<Applied>, SmError> {
+        let mut outcomes = Vec::with_capacity(entries.len());
         for e in entries {
-            if let EntryPayload::Normal(data) = e.payload {
-                let cmd = Command::decode(&data)
-                    .map_err(|err| format!("entry {}: {err}", e.log_id.index))?;
-                self.apply_command(cmd).await?;
-            }
+            let outcome = match e.payload {
+                EntryPayload::Normal(data) => {
+                    let index = e.log_id.index;
+                    let cmd =
+                        Command::decode(&data).map_err(|err| format!("entry {index}: {err}"))?;
+                    self.apply_command(cmd, index).await?
+                }
+                _ => Applied::Done,
+            };
+            outcomes.push(outcome);
         }
-        Ok(vec![(); n])
+        Ok(outcomes)
     }
 
     async fn snapshot(&mut self) -> Result<FsmSnapshot, SmError> {
@@ -214,9 +250,12 @@ impl StateMachine<NodeConfig> for Fsm {
     async fn restore(&mut self, payload: SnapshotPayload) -> Result<(), SmError> {
         let bytes = payload.into_vec()?;
         let (dbs, meta) = parse_snapshot(&bytes)?;
-        for (name, image) in dbs {
-            let snap = Snapshot::from_bytes(&image, 4096)?;
-            self.registry.get_or_start(&name)?.restore(snap).await?;
+        for db in dbs {
+            let image = Image {
+                snapshot: Snapshot::from_bytes(&db.image, 4096)?,
+                last_frames: db.last_frames,
+            };
+            self.registry.get_or_start(&db.name)?.restore(image).await?;
         }
         *self.metadata.lock().unwrap_or_else(PoisonError::into_inner) = meta;
         Ok(())
@@ -241,15 +280,32 @@ mod tests {
         let mut meta = Metadata::new();
         meta.insert(7, (1, 2));
         let s = FsmSnapshot {
-            databases: vec![("a.db".into(), snap)],
+            databases: vec![
+                (
+                    "a.db".into(),
+                    Image {
+                        snapshot: snap.clone(),
+                        last_frames: Some(42),
+                    },
+                ),
+                (
+                    "b.db".into(),
+                    Image {
+                        snapshot: snap,
+                        last_frames: None,
+                    },
+                ),
+            ],
             metadata: meta.clone(),
         };
         let mut out = Vec::new();
         s.write_to(&mut out).unwrap();
         let (dbs, m) = parse_snapshot(&out).unwrap();
-        assert_eq!(dbs.len(), 1);
-        assert_eq!(dbs[0].0, "a.db");
-        assert_eq!(dbs[0].1, image);
+        assert_eq!(dbs.len(), 2);
+        assert_eq!(dbs[0].name, "a.db");
+        assert_eq!(dbs[0].last_frames, Some(42));
+        assert_eq!(dbs[0].image, image);
+        assert_eq!(dbs[1].last_frames, None);
         assert_eq!(m, meta);
         for i in 0..out.len() {
             let mut bad = out.clone();
@@ -257,5 +313,28 @@ mod tests {
             assert!(parse_snapshot(&bad).is_err(), "flip at {i} undetected");
         }
         assert!(parse_snapshot(&out[..out.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn version_1_snapshots_still_restore_without_the_index() {
+        let image = {
+            let mut v = vec![0u8; 512];
+            v[..16].copy_from_slice(b"SQLite format 3\0");
+            v[16] = 2;
+            v
+        };
+        let mut body = vec![1u8];
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.extend_from_slice(&4u32.to_le_bytes());
+        body.extend_from_slice(b"a.db");
+        body.extend_from_slice(&(image.len() as u64).to_le_bytes());
+        body.extend_from_slice(&image);
+        body.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32c::crc32c(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        let (dbs, _) = parse_snapshot(&body).unwrap();
+        assert_eq!(dbs[0].name, "a.db");
+        assert_eq!(dbs[0].last_frames, None);
+        assert_eq!(dbs[0].image, image);
     }
 }

@@ -9,10 +9,13 @@ openraft::declare_raft_types!(
     /// [`Command`](command::Command)s.
     pub NodeConfig:
         D = command::EntryData,
-        R = (),
+        R = crate::database::worker::Applied,
         NodeId = u64,
         Node = crate::membership::Member,
         Entry = openraft::Entry<NodeConfig>,
         SnapshotData = dqlite_raft::snapshot::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
+
+#[cfg(test)]
+mod scenarios;

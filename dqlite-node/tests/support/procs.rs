@@ -114,6 +114,19 @@ impl Proc {
         }
     }
 
+    /// Sends SIGSTOP (the process freezes: its sockets stay open, nothing answers) or, with
+    /// `resume`, SIGCONT.
+    pub fn pause(&self, resume: bool) {
+        if let Some(c) = &self.child {
+            let sig = if resume { "-CONT" } else { "-STOP" };
+            let st = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(st.success(), "kill {sig} {}", c.id());
+        }
+    }
+
     /// Waits up to `timeout` for the process to exit; SIGKILLs it after that. Returns the
     /// exit status if it exited by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {

@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 
 mod backoff;
+pub mod backup;
 mod client;
 mod codec;
 mod config;

@@ -20,6 +20,9 @@
 //! # }
 //! ```
 //!
+//! To embed a replicated database in a program (role management, readiness, a connected
+//! client, handover on shutdown), see [`App`].
+//!
 //! # Architecture
 //!
 //! * [`Node`] binds one TCP address. Each accepted stream starts with the dqlite handshake;
@@ -38,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod app;
 mod data_dir;
 mod database;
 mod error;
@@ -50,6 +54,7 @@ pub mod recover;
 mod replication;
 mod tls;
 
+pub use app::{App, AppBuilder};
 pub use data_dir::Identity;
 pub use error::{NodeError, SqlFailure};
 pub use membership::{Member, RoleOptions};

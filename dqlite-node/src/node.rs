@@ -658,6 +658,13 @@ impl NodeHandle {
         self.shared.hand_over(target, timeout).await
     }
 
+    /// Whether this node is ready to serve (what `/readyz` answers): it knows a leader it can
+    /// reach and has applied every entry up to the commit index it last heard. The error says
+    /// why not.
+    pub async fn ready(&self) -> Result<(), String> {
+        crate::http::readiness(&self.shared).await
+    }
+
     /// Waits until some node is known as leader, up to `timeout`.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Option<(u64, String)> {
         let deadline = tokio::time::Instant::now() + timeout;

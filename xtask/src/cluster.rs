@@ -220,6 +220,9 @@ fn spawn(bin: &Path, dir: &Path, rec: &NodeRec) -> Result<u32, String> {
     if let Some(j) = &rec.join {
         cmd.arg("--join").arg(j);
     }
+    if let Some(http) = http_address(&rec.address) {
+        cmd.arg("--http-address").arg(http);
+    }
     // Own process group: the node outlives this command and the terminal's signals.
     cmd.stdin(Stdio::null())
         .stdout(log)
@@ -307,6 +310,39 @@ fn ask_leader(address: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&text[..end]).into_owned())
 }
 
+/// The HTTP address of the node at `address`: the same host, port + 100.
+fn http_address(address: &str) -> Option<String> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(format!("{host}:{}", port.checked_add(100)?))
+}
+
+/// Role, term, applied index and leader id from the node's `/metrics`.
+fn node_state(address: &str) -> Option<String> {
+    let mut s = TcpStream::connect(http_address(address)?).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+    };
+    let role = ["leader", "voter", "standby", "spare", "none"]
+        .into_iter()
+        .find(|r| value(&format!("dqlite_role{{role=\"{r}\"}}")).as_deref() == Some("1"))?;
+    Some(format!(
+        "{role}, term {}, applied {}, leader id {}",
+        value("dqlite_raft_term")?,
+        value("dqlite_raft_applied_index")?,
+        value("dqlite_raft_leader_id")?
+    ))
+}
+
 fn status(o: &Opts) -> Result<(), String> {
     for r in load(&o.dir)? {
         if is_ours(&r) {
@@ -318,8 +354,9 @@ fn status(o: &Opts) -> Result<(), String> {
             } else {
                 leader
             };
+            let state = node_state(&r.address).unwrap_or_else(|| "no metrics".into());
             println!(
-                "node {} {} pid {} running, leader {leader}",
+                "node {} {} pid {} running: {state}; leader {leader}",
                 r.id, r.address, r.pid
             );
         } else {

@@ -9,7 +9,7 @@ use std::time::Instant;
 use dqlite_wire::Value;
 
 use super::DatabaseHandle;
-use super::worker::{Applied, Capture, ConnId, Executed, Settled};
+use super::worker::{Applied, Capture, Commit, ConnId, Executed, Settled};
 use crate::error::SqlFailure;
 use crate::node::Shared;
 use crate::replication::command::Command;
@@ -26,8 +26,14 @@ pub(crate) async fn exec(
 ) -> Result<Executed, SqlFailure> {
     let deadline = Instant::now() + shared.options.write_wait;
     let mut e = db.exec(conn, sql, params, deadline).await?;
-    if let Some(capture) = e.commit.take() {
-        commit(shared, db, conn, capture).await?;
+    match e.commit.take() {
+        Some(Commit::Lead(capture)) => commit(shared, db, conn, capture).await?,
+        Some(Commit::Join(outcome)) => outcome.await.unwrap_or_else(|_| {
+            Err(SqlFailure::leadership_lost(
+                "leadership lost: the commit's outcome is unknown",
+            ))
+        })?,
+        None => {}
     }
     Ok(e)
 }
@@ -48,12 +54,27 @@ pub(crate) async fn commit(
     shared: &Shared,
     db: &DatabaseHandle,
     conn: ConnId,
+    mut capture: Capture,
+) -> Result<(), SqlFailure> {
+    let group = std::mem::take(&mut capture.group);
+    let outcome = propose(shared, db, conn, capture).await;
+    for member in group {
+        let _ = member.send(outcome.clone());
+    }
+    outcome
+}
+
+async fn propose(
+    shared: &Shared,
+    db: &DatabaseHandle,
+    conn: ConnId,
     capture: Capture,
 ) -> Result<(), SqlFailure> {
     let Capture {
         frames,
         base,
         settled,
+        ..
     } = capture;
     // Count this proposal in, then check for a handover (see `HandoverGate`).
     let Some(_counted) = shared.gate.enter() else {

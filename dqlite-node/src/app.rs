@@ -1,42 +1,4 @@
 //! [`App`]: embed a replicated database in a program, like go-dqlite's `app` package.
-//!
-//! An [`App`] starts a node with role management on (the first one bootstraps the cluster,
-//! the others join it and are placed by the leader), waits until it is ready, hands out
-//! connected [`dqlite_client::Database`]s, and on [`App::shutdown`] hands its role and (if it
-//! leads) leadership over before it stops. Its id is kept in its data directory: a restarted
-//! program is the same node.
-//!
-//! A replicated program (two nodes in one process here; normally one per machine, each started
-//! with the others' addresses in [`AppBuilder::join`]):
-//!
-//! ```
-//! use std::time::Duration;
-//! use dqlite_node::App;
-//!
-//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
-//! let first = App::builder(dir1.path(), "127.0.0.1:0").start().await?;
-//! first.ready(Duration::from_secs(10)).await?;
-//! let second = App::builder(dir2.path(), "127.0.0.1:0")
-//!     .join([first.address()])
-//!     .start()
-//!     .await?;
-//! second.ready(Duration::from_secs(10)).await?;
-//!
-//! let mut db = second.open("inventory").await?;
-//! db.exec("CREATE TABLE IF NOT EXISTS stock (item TEXT PRIMARY KEY, n INTEGER)", ())
-//!     .await?;
-//! db.exec("INSERT INTO stock VALUES ('apples', 3)", ()).await?;
-//! let mut db = first.open("inventory").await?;
-//! let n = db.query_value("SELECT n FROM stock WHERE item = 'apples'", ()).await?;
-//! assert_eq!(n, dqlite_client::Value::Integer(3));
-//!
-//! second.shutdown().await?;
-//! first.shutdown().await?;
-//! # Ok(())
-//! # }
-//! ```
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -125,7 +87,44 @@ fn random_id(address: &str) -> u64 {
     h.finish().max(2)
 }
 
-/// A node embedded in a program, with a client to it (see the [module doc](self)).
+/// A node embedded in a program, with a client to it. An `App` starts a node with role
+/// management on (the first one bootstraps the cluster, the others join it and are placed by
+/// the leader), waits until it is ready, hands out
+/// connected [`dqlite_client::Database`]s, and on [`App::shutdown`] hands its role and (if it
+/// leads) leadership over before it stops. Its id is kept in its data directory: a restarted
+/// program is the same node.
+///
+/// A replicated program (two nodes in one process here; normally one per machine, each started
+/// with the others' addresses in [`AppBuilder::join`]):
+///
+/// ```
+/// use std::time::Duration;
+/// use dqlite_node::App;
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (dir1, dir2) = (tempfile::tempdir()?, tempfile::tempdir()?);
+/// let first = App::builder(dir1.path(), "127.0.0.1:0").start().await?;
+/// first.ready(Duration::from_secs(10)).await?;
+/// let second = App::builder(dir2.path(), "127.0.0.1:0")
+///     .join([first.address()])
+///     .start()
+///     .await?;
+/// second.ready(Duration::from_secs(10)).await?;
+///
+/// let mut db = second.open("inventory").await?;
+/// db.exec("CREATE TABLE IF NOT EXISTS stock (item TEXT PRIMARY KEY, n INTEGER)", ())
+///     .await?;
+/// db.exec("INSERT INTO stock VALUES ('apples', 3)", ()).await?;
+/// let mut db = first.open("inventory").await?;
+/// let n = db.query_value("SELECT n FROM stock WHERE item = 'apples'", ()).await?;
+/// assert_eq!(n, dqlite_client::Value::Integer(3));
+///
+/// second.shutdown().await?;
+/// first.shutdown().await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct App {
     node: Node,
     handle: NodeHandle,

@@ -120,6 +120,7 @@
 #![deny(missing_docs)]
 
 mod backoff;
+pub mod backup;
 mod builder;
 mod client;
 mod codec;

@@ -160,17 +160,17 @@ async fn add_spare_then_remove(client: &Client) {
     wait_for(client, "ghost removed", |n| n.iter().all(|x| x.id != 4242)).await;
 }
 
-/// A real 4th node joins (C: the demo app makes it a spare, then a stand-by; dqlite-rs:
-/// `dqlite-node --join` makes it a voter), takes another role by ASSIGN, and is removed.
+/// A real 4th node joins (both: it is added as a spare and the leader's role management makes
+/// it a stand-by), takes another role by ASSIGN, and is removed.
 async fn fourth_node(cluster: &mut Cluster, client: &Client) {
     let i = tokio::task::block_in_place(|| cluster.add_node()).unwrap();
     let fourth_addr = cluster.nodes[i].address().to_string();
-    // dqlite-rs: the joiner ADDs itself (listed as a spare) and then ASSIGNs itself the
-    // voter role; wait for the end of that, or our ASSIGN would race the node's own.
+    // dqlite-rs: the joiner ADDs itself (listed as a spare) and the leader's role management
+    // makes it a stand-by (3 voters already); wait for that, or our ASSIGN would race it.
     let backend = cluster.backend;
     wait_for(client, "4th node joined", |n| {
         n.iter()
-            .any(|x| x.address == fourth_addr && (backend == Backend::C || x.role == Role::Voter))
+            .any(|x| x.address == fourth_addr && (backend == Backend::C || x.role == Role::Standby))
     })
     .await;
     let fourth = client
@@ -185,8 +185,7 @@ async fn fourth_node(cluster: &mut Cluster, client: &Client) {
         Role::Standby => Role::Spare,
         Role::Voter => Role::Standby,
     };
-    // The join may still be settling (dqlite-rs: ADD as learner, then the two-phase change to
-    // voter; C: the demo app's role manager).
+    // The join may still be settling (the role manager's change on either backend).
     retry_in_change("assign", || client.assign(fourth.id, target)).await;
     wait_for(client, "4th node reassigned", |n| {
         n.iter().any(|x| x.id == fourth.id && x.role == target)

@@ -40,6 +40,8 @@ pub struct ClusterOptions {
     pub first_ready_timeout: Duration,
     /// How long each other node may take to come up (a C node: to join). Default 60 s.
     pub ready_timeout: Duration,
+    /// dqlite-rs nodes serve HTTP (`--http-address`) on their port plus this. Default `None`.
+    pub http_port_offset: Option<u16>,
 }
 
 impl ClusterOptions {
@@ -62,6 +64,7 @@ impl ClusterOptions {
             take_turn: false,
             first_ready_timeout: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(60),
+            http_port_offset: None,
         }
     }
 }
@@ -184,12 +187,21 @@ impl Cluster {
                 Vec::new(),
                 Vec::new(),
             ),
-            Backend::Rs => (
-                None,
-                dir.join(format!("n{id}")),
-                o.args.clone(),
-                vec![("RUST_LOG".to_string(), o.log_filter.clone())],
-            ),
+            Backend::Rs => {
+                let mut args = o.args.clone();
+                if let Some(off) = o.http_port_offset {
+                    let http = http_address(&address, off).ok_or_else(|| {
+                        Error::new(format!("{address}: no HTTP port {off} above"))
+                    })?;
+                    args.extend(["--http-address".to_string(), http]);
+                }
+                (
+                    None,
+                    dir.join(format!("n{id}")),
+                    args,
+                    vec![("RUST_LOG".to_string(), o.log_filter.clone())],
+                )
+            }
         };
         Ok(NodeSpec {
             backend: o.backend,
@@ -316,4 +328,12 @@ impl Drop for Cluster {
             eprintln!("kept the cluster directory {}", t.keep().display());
         }
     }
+}
+
+/// `address` with its port raised by `offset` (where a node started with
+/// [`ClusterOptions::http_port_offset`] serves HTTP).
+pub fn http_address(address: &str, offset: u16) -> Option<String> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(format!("{host}:{}", port.checked_add(offset)?))
 }

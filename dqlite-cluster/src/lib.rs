@@ -33,7 +33,7 @@ mod node;
 mod turn;
 
 pub use binary::{demo_binary, node_binary};
-pub use cluster::{Cluster, ClusterOptions};
+pub use cluster::{Cluster, ClusterOptions, http_address};
 pub use error::Error;
 pub use net::{addresses, free_port, leader, port_open};
 pub use nix::sys::signal::Signal;

@@ -20,6 +20,9 @@
 //! # }
 //! ```
 //!
+//! To embed a replicated database in a program (role management, readiness, a connected
+//! client, handover on shutdown), see [`App`].
+//!
 //! # Architecture
 //!
 //! * [`Node`] binds one TCP address. Each accepted stream starts with the dqlite handshake;
@@ -38,11 +41,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod app;
+mod data_dir;
 mod database;
 mod error;
 mod gateway;
+mod http;
 mod membership;
+mod metrics;
 mod node;
+pub mod recover;
 mod replication;
 mod tls;
 
@@ -58,8 +66,10 @@ pub use openraft;
 /// rustls, for the certificate and key types of [`TlsConfig::from_der`].
 pub use rustls;
 
+pub use app::{App, AppBuilder};
+pub use data_dir::Identity;
 pub use error::{NodeError, SqlFailure};
-pub use membership::Member;
+pub use membership::{Member, RoleOptions};
 pub use node::{
     DEFAULT_READ_LEASE, LeaderInfo, MemberInfo, MemberRole, Node, NodeBuilder, NodeHandle,
     NodeOptions, NodeRole,

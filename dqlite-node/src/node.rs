@@ -18,11 +18,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::data_dir::DataDir;
 use crate::database::Registry;
 use crate::error::NodeError;
 use crate::gateway;
+use crate::http;
+use crate::membership::assign::OperatorPins;
 use crate::membership::handover::HandoverGate;
-use crate::membership::{Member, join};
+use crate::membership::{Member, RoleOptions, join, roles};
+use crate::metrics::Metrics;
 use crate::replication::NodeConfig;
 use crate::replication::fsm::{Fsm, Metadata};
 use crate::tls::TlsConfig;
@@ -67,6 +71,8 @@ pub struct NodeOptions {
     /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
     /// it stops anyway. Default 5 s.
     pub handover_timeout: Duration,
+    /// Automatic role management (on by default: 3 voters, 3 stand-bys).
+    pub roles: RoleOptions,
     /// Raft settings (timeouts, snapshot policy, log store). `raft.read_lease` (default
     /// [`DEFAULT_READ_LEASE`]) lets a read-index round cover the reads of the next 200 ms
     /// (see `dqlite_raft::node::NodeOptions::read_lease` for why that stays linearizable, and
@@ -74,7 +80,7 @@ pub struct NodeOptions {
     pub raft: RaftOptions,
 }
 
-/// The read lease nodes use by default (`dqlite-node --no-read-lease` turns it off): well
+/// The read lease nodes use by default (`dqlite-node --read-lease=false` turns it off): well
 /// under the 800 ms a follower refuses other candidates after hearing from its leader
 /// (openraft's leader lease, the longest election timeout), leaving 600 ms for clock-rate
 /// differences and a paused leader; a follower asked to campaign waits it out first.
@@ -93,6 +99,7 @@ impl Default for NodeOptions {
             max_databases: 1024,
             heartbeat_timeout_ms: 15000,
             handover_timeout: Duration::from_secs(5),
+            roles: RoleOptions::default(),
             raft: RaftOptions::default().with_read_lease(Some(DEFAULT_READ_LEASE)),
         }
     }
@@ -186,6 +193,14 @@ pub(crate) struct Shared {
     pub tls: Option<TlsConfig>,
     /// Keeps a handover and the proposals of commits apart.
     pub gate: HandoverGate,
+    /// Roles an operator assigned by hand recently (role management leaves them alone).
+    pub pins: OperatorPins,
+    /// One membership change at a time from this node (ASSIGN, ADD, REMOVE, role management).
+    pub membership_lock: tokio::sync::Mutex<()>,
+    /// Counters and histograms (`/metrics`).
+    pub metrics: Metrics,
+    /// The locked data directory (unlocked when the last owner of this state is gone).
+    pub data_dir: DataDir,
     #[allow(dead_code)]
     pub metadata: Arc<Mutex<Metadata>>,
 }
@@ -324,6 +339,7 @@ pub struct NodeBuilder {
     id: u64,
     address: String,
     bind: Option<String>,
+    http: Option<String>,
     dir: PathBuf,
     join: Vec<String>,
     options: NodeOptions,
@@ -339,6 +355,7 @@ impl NodeBuilder {
             id,
             address: address.into(),
             bind: None,
+            http: None,
             dir: dir.into(),
             join: Vec::new(),
             options: NodeOptions::default(),
@@ -359,6 +376,12 @@ impl NodeBuilder {
     /// a public name, or a private port behind a proxy.
     pub fn bind(mut self, address: impl Into<String>) -> Self {
         self.bind = Some(address.into());
+        self
+    }
+
+    /// Serve `/metrics`, `/healthz` and `/readyz` over HTTP on `address` (off by default).
+    pub fn http_address(mut self, address: impl Into<String>) -> Self {
+        self.http = Some(address.into());
         self
     }
 
@@ -386,26 +409,37 @@ impl NodeBuilder {
         if self.id == 0 {
             return Err(NodeError::Config("node id 0 is reserved".into()));
         }
-        std::fs::create_dir_all(&self.dir).map_err(|source| NodeError::DataDir {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let listen_on = self.bind.clone().unwrap_or_else(|| self.address.clone());
-        let listener = TcpListener::bind(&listen_on)
+        let data_dir = DataDir::open(&self.dir, self.id)?;
+        let bind = self.bind.clone().unwrap_or_else(|| self.address.clone());
+        let listener = TcpListener::bind(&bind)
             .await
             .map_err(|source| NodeError::Listen {
-                address: listen_on.clone(),
+                address: bind.clone(),
                 source,
             })?;
         let local = listener.local_addr().map_err(|source| NodeError::Listen {
-            address: listen_on.clone(),
+            address: bind.clone(),
             source,
         })?;
-        let address = if self.bind.is_none() && self.address.ends_with(":0") {
+        let address = if self.address.ends_with(":0") && self.bind.is_none() {
             local.to_string()
         } else {
             self.address.clone()
         };
+        data_dir.settle_identity(self.id, &self.address, &address)?;
+        let http_listener = match &self.http {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .map_err(|source| NodeError::Listen {
+                        address: a.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let http_local = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let metrics = Metrics::new();
         static VFS_SEQ: AtomicU64 = AtomicU64::new(0);
         let vfs_name = format!(
             "dqlite-node-{}-{}-{}",
@@ -427,7 +461,8 @@ impl NodeBuilder {
         preamble.extend_from_slice(&connect);
         let mut raft_options = self.options.raft.clone();
         raft_options.raft.cluster_name = "dqlite-rs".into();
-        let raft_dir = self.dir.join("raft");
+        raft_options.log.on_fsync = Some(metrics.fsync_observer());
+        let raft_dir = data_dir.path().join("raft");
         // The handshake and CONNECT go inside TLS, as a client's would.
         let raft = match &self.tls {
             Some(tls) => {
@@ -461,11 +496,18 @@ impl NodeBuilder {
             failure_domain: self.failure_domain,
             next_conn: AtomicU64::new(1),
             gate: HandoverGate::default(),
+            pins: OperatorPins::default(),
+            membership_lock: tokio::sync::Mutex::new(()),
+            metrics,
+            data_dir,
             tls: self.tls.clone(),
             metadata,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(shared.clone(), listener, stop_rx.clone()));
+        let roles_task = tokio::spawn(roles::run(shared.clone(), stop_rx.clone()));
+        let http_task =
+            http_listener.map(|l| tokio::spawn(http::serve(shared.clone(), l, stop_rx.clone())));
 
         let initialized = {
             let m = shared.raft.metrics();
@@ -487,6 +529,7 @@ impl NodeBuilder {
                 address.clone(),
                 self.join,
                 self.tls,
+                !shared.options.roles.enabled,
                 stop_rx,
             )))
         };
@@ -496,6 +539,9 @@ impl NodeBuilder {
             local,
             stop: stop_tx,
             accept: Some(accept),
+            roles_task: Some(roles_task),
+            http_task,
+            http_local,
             join_task,
         })
     }
@@ -507,6 +553,9 @@ pub struct Node {
     local: SocketAddr,
     stop: watch::Sender<bool>,
     accept: Option<tokio::task::JoinHandle<()>>,
+    roles_task: Option<tokio::task::JoinHandle<()>>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+    http_local: Option<SocketAddr>,
     join_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -557,8 +606,10 @@ pub enum NodeRole {
     Leader,
     /// Voting follower or candidate.
     Voter,
-    /// Non-voting member (stand-by).
+    /// Non-voting member that replicates (stand-by).
     Standby,
+    /// Member without a role (spare), e.g. a node that joined and was not placed yet.
+    Spare,
     /// Not (yet) a member of any configuration.
     None,
 }
@@ -574,17 +625,31 @@ impl Node {
         self.local
     }
 
+    /// The address the HTTP endpoint listens on, if [`NodeBuilder::http_address`] was given.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_local
+    }
+
     /// A handle for queries.
     pub fn handle(&self) -> Option<NodeHandle> {
         self.shared.clone().map(|shared| NodeHandle { shared })
     }
 
-    /// Stops the node: a leader first hands leadership to the most up-to-date voter (waiting
+    /// Stops the node. With role management on, a voter or stand-by first hands its role to
+    /// the best online spare or stand-by and becomes a spare (see [`RoleOptions`]). A leader
+    /// hands leadership to the most up-to-date voter (waiting
     /// at most [`NodeOptions::handover_timeout`] for it to take over, while still serving),
     /// then the node stops serving, closes client and peer connections and shuts Raft down
     /// cleanly. A failed handover is logged, not returned: the node stops either way and the
     /// cluster elects a leader after an election timeout, as after a crash.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(r) = self.roles_task.take() {
+            r.abort();
+            let _ = r.await;
+        }
+        if let Some(shared) = &self.shared {
+            roles::hand_over_role(shared).await;
+        }
         if let Some(shared) = &self.shared
             && shared.is_leader()
             && shared.most_up_to_date_voter().is_some()
@@ -609,6 +674,9 @@ impl Node {
         }
         if let Some(a) = self.accept.take() {
             let _ = a.await;
+        }
+        if let Some(h) = self.http_task.take() {
+            let _ = h.await;
         }
         let Some(shared) = self.shared.take() else {
             return Ok(());
@@ -662,12 +730,13 @@ impl NodeHandle {
         }
         match self
             .shared
-            .members()
+            .member_roles()
             .into_iter()
             .find(|(id, _, _)| *id == self.shared.id)
         {
-            Some((_, _, true)) => NodeRole::Voter,
-            Some((_, _, false)) => NodeRole::Standby,
+            Some((_, _, dqlite_wire::Role::Voter)) => NodeRole::Voter,
+            Some((_, _, dqlite_wire::Role::Standby)) => NodeRole::Standby,
+            Some((_, _, dqlite_wire::Role::Spare)) => NodeRole::Spare,
             None => NodeRole::None,
         }
     }
@@ -710,6 +779,13 @@ impl NodeHandle {
         timeout: Duration,
     ) -> Result<u64, NodeError> {
         self.shared.hand_over(target, timeout).await
+    }
+
+    /// Whether this node is ready to serve (what `/readyz` answers): it knows a leader it can
+    /// reach and has applied every entry up to the commit index it last heard. The error says
+    /// why not.
+    pub async fn ready(&self) -> Result<(), String> {
+        crate::http::readiness(&self.shared).await
     }
 
     /// Waits until some node is known as leader, up to `timeout`.

@@ -37,7 +37,9 @@ fn live(addrs: &[String], down: &[usize]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_lose_two_including_the_leader_and_they_catch_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut procs, addrs) = start_cluster(5, dir.path(), &[], "warn").await;
+    // Five voters (role management would keep three and two stand-bys).
+    let five = ["--voters".to_string(), "5".to_string()];
+    let (mut procs, addrs) = start_cluster(5, dir.path(), &five, "warn").await;
     let mut w = Writer::new(&addrs).await;
     w.until(20, &addrs, Duration::from_secs(60)).await;
 

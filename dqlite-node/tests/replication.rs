@@ -35,6 +35,8 @@ fn options(keep: u64) -> NodeOptions {
     o.raft.raft.election_timeout_min = 600;
     o.raft.raft.election_timeout_max = 1200;
     o.raft.raft.heartbeat_interval = 150;
+    // Two-member clusters of voters (role management would keep the second a stand-by).
+    o.roles.enabled = false;
     o
 }
 

@@ -72,6 +72,7 @@ pub(crate) struct Writer<C: RaftTypeConfig> {
     pending_committed: Option<Vec<u8>>,
     syncs: u64,
     fail_sync: Option<u64>,
+    on_fsync: Option<crate::log_store::FsyncObserver>,
 }
 
 impl<C: RaftTypeConfig> Writer<C> {
@@ -82,6 +83,7 @@ impl<C: RaftTypeConfig> Writer<C> {
         segments: Vec<SegInfo>,
         max_batch: u64,
         fail_sync: Option<u64>,
+        on_fsync: Option<crate::log_store::FsyncObserver>,
     ) -> Result<Self, StoreError> {
         let segments: VecDeque<SegInfo> = segments.into();
         let active = match segments.back() {
@@ -120,6 +122,7 @@ impl<C: RaftTypeConfig> Writer<C> {
             pending_committed: None,
             syncs: 0,
             fail_sync,
+            on_fsync,
         })
     }
 
@@ -265,9 +268,15 @@ impl<C: RaftTypeConfig> Writer<C> {
                 io::Error::other("injected fdatasync failure"),
             ));
         }
-        a.file
+        let started = std::time::Instant::now();
+        let r = a
+            .file
             .sync_data()
-            .map_err(|e| StoreError::io("fdatasync", &a.path, e))
+            .map_err(|e| StoreError::io("fdatasync", &a.path, e));
+        if let Some(observe) = &self.on_fsync {
+            (observe.0)(started.elapsed());
+        }
+        r
     }
 
     fn active_ref(&self) -> Result<&Active, StoreError> {

@@ -44,6 +44,7 @@
 //! - [`state_machine`]: the [`state_machine::StateMachine`] trait an application implements,
 //!   and the openraft `RaftStateMachine` adapter with self-validating snapshot files
 //!   ([`snapshot`]).
+//! - [`reconfigure`]: disaster recovery, rewriting the membership of a stopped member.
 //! - [`network`]: openraft's RPCs over any byte stream, framed with version, length and
 //!   CRC32C; [`network::Connector`]s for TCP, TLS and a preamble (for sharing a port).
 //! - [`node::RaftNode`]: the facade the rest of an application talks to.
@@ -67,6 +68,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 mod read_barrier;
+pub mod reconfigure;
 pub mod recovery;
 pub mod segment;
 pub mod snapshot;

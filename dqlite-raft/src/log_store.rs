@@ -41,6 +41,19 @@ pub struct LogConfig {
     /// Fault injection for tests: the n-th `fdatasync` (1-based) of this store fails as if the
     /// disk had reported an error. `None` (the default) in production.
     pub fail_sync: Option<u64>,
+    /// Told how long each `fdatasync` of the log took (for metrics). Default none.
+    pub on_fsync: Option<FsyncObserver>,
+}
+
+/// A callback told the duration of each `fdatasync` of the log; it runs on the log's I/O
+/// thread, so it must be quick (e.g. record into a histogram).
+#[derive(Clone)]
+pub struct FsyncObserver(pub Arc<dyn Fn(std::time::Duration) + Send + Sync>);
+
+impl std::fmt::Debug for FsyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncObserver")
+    }
 }
 
 impl Default for LogConfig {
@@ -49,6 +62,7 @@ impl Default for LogConfig {
             segment_size: 8 << 20,
             cache_bytes: 16 << 20,
             fail_sync: None,
+            on_fsync: None,
         }
     }
 }
@@ -287,6 +301,7 @@ where
             rec.segments,
             rec.max_batch,
             config.fail_sync,
+            config.on_fsync,
         )?;
         let (tx, rx) = mpsc::channel();
         let (closed_tx, closed_rx) = mpsc::channel::<()>();
@@ -523,6 +538,12 @@ impl<C> LogReader<C>
 where
     C: LogTypes,
 {
+    /// The last committed log id this store was told of (openraft saves it before it applies
+    /// entries, on the leader and on followers alike).
+    pub fn committed(&self) -> Option<LogId<C::NodeId>> {
+        self.shared.state.lock().committed.clone()
+    }
+
     /// Reads the entries of `range` that are in the log (stops at the first missing one).
     pub fn read_range<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry<C>>, StoreError> {
         self.load(self.locate(range, usize::MAX))
@@ -810,7 +831,7 @@ mod tests {
         let config = LogConfig {
             segment_size: 1 << 20,
             cache_bytes,
-            fail_sync: None,
+            ..LogConfig::default()
         };
         LogStore::open(dir, config).unwrap().0
     }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::TypeConfig;
 use crate::error::StoreError;
-use crate::log_store::{CloseWaiter, LogConfig, LogStore};
+use crate::log_store::{CloseWaiter, LogConfig, LogReader, LogStore};
 use crate::network::codec::CodecError;
 use crate::network::{Connector, NetConfig, Network, VoteHold, serve_stream};
 use crate::read_barrier::ReadBarriers;
@@ -189,6 +189,7 @@ pub struct RaftNode<C: TypeConfig, S: StateMachine<C>> {
     quorum_watch: tokio::task::JoinHandle<()>,
     state: StateMachineStore<C, S>,
     log_closed: CloseWaiter,
+    log_reader: LogReader<C>,
     net: NetConfig,
     recovery: RecoveryReport,
     nudger: Option<tokio::task::JoinHandle<()>>,
@@ -273,6 +274,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
             .map_err(|e| NodeError::Fatal(e.to_string()))?
             .is_some_and(|v| v.is_committed());
         let log_closed = log.close_waiter();
+        let log_reader = log.reader();
         let state = StateMachineStore::open(&dir.join("snapshots"), state_machine).await?;
         let config = options
             .raft
@@ -329,6 +331,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
             raft,
             state,
             log_closed,
+            log_reader,
             net,
             recovery,
             nudger,
@@ -421,6 +424,12 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
     /// Live metrics (role, leader, term, indexes, membership).
     pub fn metrics(&self) -> watch::Receiver<RaftMetrics<C::NodeId, C::Node>> {
         self.raft.metrics()
+    }
+
+    /// The index of the last entry this node knows to be committed (from the leader's
+    /// commit index as last heard, or its own as leader); `None` before any.
+    pub fn committed_index(&self) -> Option<u64> {
+        self.log_reader.committed().map(|l| l.index)
     }
 
     /// The leader this node currently knows of.

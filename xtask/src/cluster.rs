@@ -8,10 +8,14 @@
 //! bootstrap node). A recorded pid is only signalled while `/proc/PID/cmdline` is still that
 //! node's command line.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dqlite_cluster::{Backend, Cluster, ClusterOptions, Node, NodeSpec, Signal, parse_signal};
+use dqlite_cluster::{
+    Backend, Cluster, ClusterOptions, Node, NodeSpec, Signal, http_address, parse_signal,
+};
 
 use crate::cmd::{cargo, run, workspace_root};
 
@@ -176,6 +180,9 @@ fn save(dir: &Path, recs: &[NodeRec]) -> Result<(), String> {
     std::fs::rename(&tmp, records_path(dir)).map_err(|e| format!("saving nodes.txt: {e}"))
 }
 
+/// Node i serves HTTP (`/metrics`, `/healthz`, `/readyz`) on its port + 100.
+const HTTP_PORT_OFFSET: u16 = 100;
+
 /// How the launcher runs the recorded node (the layout `Cluster` gave it).
 fn spec(dir: &Path, rec: &NodeRec) -> NodeSpec {
     NodeSpec {
@@ -186,7 +193,13 @@ fn spec(dir: &Path, rec: &NodeRec) -> NodeSpec {
         data_dir: dir.join(format!("n{}", rec.id)),
         log: dir.join(format!("n{}.log", rec.id)),
         join: rec.join.clone(),
-        args: ClusterOptions::new(Backend::Rs, 1).args,
+        args: {
+            let mut args = ClusterOptions::new(Backend::Rs, 1).args;
+            if let Some(http) = http_address(&rec.address, HTTP_PORT_OFFSET) {
+                args.extend(["--http-address".to_string(), http]);
+            }
+            args
+        },
         env: vec![("RUST_LOG".into(), log_filter())],
     }
 }
@@ -231,6 +244,7 @@ fn start(o: &Opts) -> Result<(), String> {
     options.detached = true;
     options.first_ready_timeout = Duration::from_secs(20);
     options.ready_timeout = Duration::from_secs(20);
+    options.http_port_offset = Some(HTTP_PORT_OFFSET);
     let started = Cluster::start(options);
     let cluster = started.map_err(|e| format!("{e} (logs in {})", o.dir.display()))?;
     let recs: Vec<NodeRec> = cluster
@@ -256,8 +270,9 @@ fn status(o: &Opts) -> Result<(), String> {
                 Ok(Some((_, address))) => address,
                 Ok(None) | Err(_) => "unknown".to_string(),
             };
+            let state = node_state(&r.address).unwrap_or_else(|| "no metrics".into());
             println!(
-                "node {} {} pid {} running, leader {leader}",
+                "node {} {} pid {} running: {state}; leader {leader}",
                 r.id, r.address, r.pid
             );
         } else {
@@ -329,4 +344,30 @@ fn restart(o: &Opts) -> Result<(), String> {
         .map_err(|e| format!("node {} did not come back: {e}", r.id))?;
     println!("node {} restarted (pid {}) on {}", r.id, r.pid, r.address);
     Ok(())
+}
+
+/// Role, term, applied index and leader id from the node's `/metrics`.
+fn node_state(address: &str) -> Option<String> {
+    let mut s = TcpStream::connect(http_address(address, HTTP_PORT_OFFSET)?).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+    };
+    let role = ["leader", "voter", "standby", "spare", "none"]
+        .into_iter()
+        .find(|r| value(&format!("dqlite_role{{role=\"{r}\"}}")).as_deref() == Some("1"))?;
+    Some(format!(
+        "{role}, term {}, applied {}, leader id {}",
+        value("dqlite_raft_term")?,
+        value("dqlite_raft_applied_index")?,
+        value("dqlite_raft_leader_id")?
+    ))
 }

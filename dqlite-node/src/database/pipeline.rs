@@ -102,7 +102,10 @@ async fn propose(
         tokio::select! {
             r = &mut propose => return match r {
                 Ok(p) if p.response == Applied::Superseded => Err(not_applied()),
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    shared.metrics.committed(db.name());
+                    Ok(())
+                }
                 Err(e) => {
                     tracing::info!(error = %e, "proposal failed: aborting the commit");
                     unknown("the proposal failed")

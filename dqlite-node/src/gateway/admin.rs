@@ -1,27 +1,12 @@
 //! Cluster requests: LEADER, ADD, ASSIGN, REMOVE, DUMP, CLUSTER, TRANSFER, DESCRIBE, WEIGHT.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dqlite_wire::{File, NodeAddress, NodeInfo, Response, Role};
-use openraft::ChangeMembers;
 
 use super::session::Session;
 use crate::error::{SqlFailure, code};
-use crate::membership::Member;
-
-/// How long ADD/ASSIGN/REMOVE wait for an unfinished membership change to settle.
-const MEMBERSHIP_WAIT: Duration = Duration::from_secs(10);
-
-fn raft_failure(e: &dqlite_raft::node::NodeError<u64, Member>) -> SqlFailure {
-    use dqlite_raft::node::NodeError as E;
-    match e {
-        E::NotLeader { .. } => SqlFailure::not_leader(),
-        E::Membership(m) => SqlFailure::new(code::BUSY, m.clone()),
-        other => SqlFailure::error(other.to_string()),
-    }
-}
 
 impl Session {
     /// LEADER: the leader this node knows of; none when this node is not a voter.
@@ -44,115 +29,34 @@ impl Session {
 
     /// ADD: a new server joins as a spare (as in C dqlite); ASSIGN gives it a role.
     pub async fn add(&mut self, node_id: u64, address: String) -> Result<Response, SqlFailure> {
-        let shared = self.shared.clone();
         self.check_leader().await?;
-        shared.membership_settled(MEMBERSHIP_WAIT).await;
-        if shared.members().iter().any(|m| m.0 == node_id) {
-            return Err(SqlFailure::error("server ID already in use"));
-        }
-        // As in C dqlite, a new server starts as a spare; ASSIGN gives it a role.
-        let member = Member {
-            addr: address,
-            spare: true,
-        };
-        shared
-            .raft
-            .add_learner(node_id, member, false)
-            .await
-            .map_err(|e| raft_failure(&e))?;
+        self.shared.add_spare(node_id, address).await?;
         Ok(Response::Empty)
     }
 
-    /// ASSIGN: moves a server between voter, stand-by and spare.
+    /// ASSIGN: moves a server between voter, stand-by and spare. Role management leaves a
+    /// server an operator assigned alone for a while (see `membership::roles`).
     pub async fn assign(
         &mut self,
         node_id: u64,
         role: Option<u64>,
     ) -> Result<Response, SqlFailure> {
-        let shared = self.shared.clone();
         self.check_leader().await?;
-        shared.membership_settled(MEMBERSHIP_WAIT).await;
-        let members = shared.member_roles();
-        let Some((_, address, current)) = members.iter().find(|m| m.0 == node_id).cloned() else {
-            return Err(SqlFailure::error("no such server"));
-        };
-        let voters: BTreeSet<u64> = members
-            .iter()
-            .filter(|m| m.2 == Role::Voter)
-            .map(|m| m.0)
-            .collect();
         // No role means voter; an unknown role number means stand-by (as in C).
         let wanted = match role.map(Role::from_code) {
             None | Some(Some(Role::Voter)) => Role::Voter,
             Some(Some(Role::Spare)) => Role::Spare,
             Some(_) => Role::Standby,
         };
-        if wanted == current {
-            let name = match current {
-                Role::Voter => "voter",
-                Role::Standby => "stand-by",
-                Role::Spare => "spare",
-            };
-            return Err(SqlFailure::error(format!("server is already {name}")));
-        }
-        // A spare loses its flag before it takes another role; a server gets the
-        // flag only once it is no longer a voter.
-        if current == Role::Spare {
-            self.set_spare(node_id, &address, false).await?;
-        }
-        if wanted == Role::Voter {
-            let mut v = voters;
-            v.insert(node_id);
-            shared
-                .raft
-                .change_membership(v, true)
-                .await
-                .map_err(|e| raft_failure(&e))?;
-        } else if current == Role::Voter {
-            let mut v = voters;
-            v.remove(&node_id);
-            shared
-                .raft
-                .change_membership(v, true)
-                .await
-                .map_err(|e| raft_failure(&e))?;
-        }
-        if wanted == Role::Spare {
-            self.set_spare(node_id, &address, true).await?;
-        }
+        self.shared.pins.pin(node_id);
+        self.shared.assign_role(node_id, wanted).await?;
         Ok(Response::Empty)
     }
 
     /// REMOVE: a voter is first demoted through a joint configuration.
     pub async fn remove(&mut self, node_id: u64) -> Result<Response, SqlFailure> {
-        let shared = self.shared.clone();
         self.check_leader().await?;
-        shared.membership_settled(MEMBERSHIP_WAIT).await;
-        let members = shared.members();
-        let Some((_, _, is_voter)) = members.iter().find(|(id, _, _)| *id == node_id) else {
-            return Err(SqlFailure::error("no such server"));
-        };
-        if *is_voter {
-            let v: BTreeSet<u64> = members
-                .iter()
-                .filter(|m| m.2 && m.0 != node_id)
-                .map(|m| m.0)
-                .collect();
-            shared
-                .raft
-                .change_membership(v, false)
-                .await
-                .map_err(|e| raft_failure(&e))?;
-        } else {
-            let mut set = BTreeSet::new();
-            set.insert(node_id);
-            shared
-                .raft
-                .raft()
-                .change_membership(ChangeMembers::RemoveNodes(set), false)
-                .await
-                .map_err(|e| SqlFailure::error(e.to_string()))?;
-        }
+        self.shared.remove_member(node_id).await?;
         Ok(Response::Empty)
     }
 
@@ -220,25 +124,6 @@ impl Session {
     pub fn set_weight(&self, weight: u64) -> Response {
         self.shared.weight.store(weight, Ordering::Relaxed);
         Response::Empty
-    }
-
-    /// Records (or clears) the spare role of non-voter `node_id` in the membership.
-    async fn set_spare(&self, node_id: u64, address: &str, spare: bool) -> Result<(), SqlFailure> {
-        let mut nodes = std::collections::BTreeMap::new();
-        nodes.insert(
-            node_id,
-            Member {
-                addr: address.to_string(),
-                spare,
-            },
-        );
-        self.shared
-            .raft
-            .raft()
-            .change_membership(ChangeMembers::SetNodes(nodes), true)
-            .await
-            .map_err(|e| SqlFailure::error(e.to_string()))?;
-        Ok(())
     }
 
     /// TRANSFER. openraft 0.9 has no leadership transfer, so the leader asks the target (with

@@ -17,10 +17,13 @@ mod reader;
 mod session;
 mod sql;
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::time::Instant;
 
 use dqlite_wire::{ProtocolVersion, Request, RequestError, Response};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tracing::Instrument;
 
 use crate::error::{SqlFailure, code};
 use crate::node::Shared;
@@ -39,6 +42,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(mut reader) = Reader::new(rd, shared.options.max_message, prefix) else {
         return;
     };
+    let _counted = shared.metrics.connection();
     let idle_limit = shared.options.idle_transaction_timeout;
     let mut session = Session::new(shared, version.is_legacy());
     loop {
@@ -119,12 +123,40 @@ async fn write_response<W: AsyncWrite + Unpin>(w: &mut W, r: &Response) -> std::
 }
 
 fn failure(f: SqlFailure) -> Response {
+    // Tells `handle` (for the metrics) which code the request failed with.
+    let _ = FAILED.try_with(|c| c.set(Some(f.code)));
     Response::failure(f.code, f.message)
+}
+
+tokio::task_local! {
+    /// The failure code of the request being served, if it failed.
+    static FAILED: Cell<Option<u64>>;
+}
+
+/// Serves one request in a `request` span, and records its latency and failure code.
+async fn handle<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    session: &mut Session,
+    request: Request,
+    reader: &mut Reader<R>,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    let kind = request.request_type().name();
+    let started = Instant::now();
+    let span = tracing::debug_span!("request", conn = session.conn, kind);
+    let served = async {
+        let r = dispatch(session, request, reader, wr).await;
+        (r, FAILED.with(Cell::get))
+    };
+    let (r, failed) = FAILED.scope(Cell::new(None), served).instrument(span).await;
+    let db = session.db.as_ref().map(|d| d.name().to_string());
+    let elapsed = started.elapsed();
+    (session.shared.metrics).request(kind, elapsed, failed, db.as_deref());
+    r
 }
 
 /// Serves one request: queries stream their ROWS batches, every other request is answered
 /// by exactly one response.
-async fn handle<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+async fn dispatch<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     session: &mut Session,
     request: Request,
     reader: &mut Reader<R>,

@@ -217,6 +217,7 @@ impl Session {
             match msg {
                 Some(QueryMsg::Batch(b)) => wr.write_all(&b).await?,
                 Some(QueryMsg::Done(b, frames)) => {
+                    self.shared.metrics.read(db.name());
                     if let Some(frames) = frames
                         && let Err(f) = pipeline::commit(&self.shared, &db, self.conn, frames).await
                     {

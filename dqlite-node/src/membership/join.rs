@@ -1,6 +1,6 @@
-//! Joining a cluster: ask the members who leads, then ask the leader to ADD this node and
-//! ASSIGN it the voter role, over the ordinary client protocol with `dqlite-client` (as
-//! go-dqlite's `Client.Add` does).
+//! Joining a cluster: ask the members who leads, then ask the leader to ADD this node (and,
+//! without role management, ASSIGN it the voter role), over the ordinary client protocol with
+//! `dqlite-client` (as go-dqlite's `Client.Add` does).
 
 use std::time::Duration;
 
@@ -20,12 +20,14 @@ pub(crate) fn client_config(tls: Option<&TlsConfig>) -> Config {
     config
 }
 
-/// One attempt: find the leader through `seeds`, ADD this node, make it a voter.
+/// One attempt: find the leader through `seeds`, ADD this node, make it a voter if
+/// `assign_voter` (without, the leader's role management places it).
 async fn try_join(
     id: u64,
     address: &str,
     seeds: &[String],
     tls: Option<&TlsConfig>,
+    assign_voter: bool,
 ) -> Result<(), dqlite_client::Error> {
     let client = Client::connect_with(seeds.iter().cloned(), client_config(tls)).await?;
     match client.add(id, address).await {
@@ -34,6 +36,9 @@ async fn try_join(
         Err(e) if e.message().is_some_and(|m| m.contains("already in use")) => {}
         Err(e) => return Err(e),
     }
+    if !assign_voter {
+        return Ok(());
+    }
     match client.assign(id, Role::Voter).await {
         Ok(()) => Ok(()),
         Err(e) if e.message().is_some_and(|m| m.contains("already voter")) => Ok(()),
@@ -41,17 +46,19 @@ async fn try_join(
     }
 }
 
-/// Tries to join through `seeds` until this node is a voter or the node stops.
+/// Tries to join through `seeds` until this node is a member (a voter, with `assign_voter`)
+/// or the node stops.
 pub(crate) async fn join_loop(
     id: u64,
     address: String,
     seeds: Vec<String>,
     tls: Option<TlsConfig>,
+    assign_voter: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
-        match try_join(id, &address, &seeds, tls.as_ref()).await {
+        match try_join(id, &address, &seeds, tls.as_ref(), assign_voter).await {
             Ok(()) => {
                 tracing::info!(?seeds, "joined the cluster");
                 return;

@@ -82,11 +82,27 @@ impl Proc {
         self.node.terminate().unwrap();
     }
 
+    /// Sends SIGSTOP (the process freezes: its sockets stay open, nothing answers) or, with
+    /// `resume`, SIGCONT.
+    pub fn pause(&mut self, resume: bool) {
+        let sig = if resume {
+            dqlite_cluster::Signal::SIGCONT
+        } else {
+            dqlite_cluster::Signal::SIGSTOP
+        };
+        self.node.signal(sig).unwrap();
+    }
+
     /// Waits up to `timeout` for the process to exit; SIGKILLs it after that. Returns the
     /// exit status if it exited by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.node.wait_exit(timeout)
     }
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    dqlite_cluster::free_port("127.0.0.1").unwrap()
 }
 
 /// `n` distinct free addresses on 127.0.0.1.

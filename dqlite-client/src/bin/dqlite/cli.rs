@@ -97,6 +97,10 @@ pub enum Dot {
     Assign(NodeRef, dqlite_client::Role),
     /// `.dump [FILE]`
     Dump(Option<String>),
+    /// `.backup FILE`
+    Backup(String),
+    /// `.restore FILE`
+    Restore(String),
 }
 
 /// The text `.help` prints.
@@ -110,6 +114,8 @@ pub const HELP: &str = "\
 .assign ID|ADDR ROLE  change a node's role (voter, stand-by, spare)
 .remove ID|ADDR       remove a node from the cluster
 .dump [FILE]          copy the database to FILE and FILE-wal (default: the database name)
+.backup FILE          write the database to FILE as one SQLite file (sqlite3 opens it)
+.restore FILE         load the SQLite file FILE into the (empty) database, in one transaction
 .help                 this text
 .quit                 leave (also Ctrl-D)
 SQL statements end with ';' (interactive); several may be given at once.";
@@ -177,6 +183,8 @@ pub fn parse_dot(line: &str) -> Result<Dot, String> {
             1 => Ok(Dot::Dump(Some(args[0].to_owned()))),
             _ => Err("usage: .dump [FILE]".to_owned()),
         },
+        ".backup" => want(1, ".backup FILE").map(|_| Dot::Backup(args[0].to_owned())),
+        ".restore" => want(1, ".restore FILE").map(|_| Dot::Restore(args[0].to_owned())),
         other => Err(format!(
             "unknown command {other:?}; .help lists the commands"
         )),

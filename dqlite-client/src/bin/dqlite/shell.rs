@@ -178,6 +178,35 @@ impl Shell {
                     writeln!(out, "{path}: {} bytes", f.data.len()).map_err(io_err)?;
                 }
             }
+            Dot::Backup(path) => {
+                let bytes = dqlite_client::backup::backup_to_file(
+                    &self.client,
+                    &self.db_name,
+                    std::path::Path::new(&path),
+                )
+                .await
+                .map_err(|e| Error::Usage(e.to_string()))?;
+                writeln!(out, "{path}: {bytes} bytes").map_err(io_err)?;
+            }
+            Dot::Restore(path) => {
+                #[cfg(feature = "restore")]
+                {
+                    let db = self.db().await?;
+                    let r = dqlite_client::backup::restore(db, std::path::Path::new(&path))
+                        .await
+                        .map_err(|e| Error::Usage(e.to_string()))?;
+                    writeln!(
+                        out,
+                        "{path}: {} tables, {} rows, {} indexes, {} views, {} triggers",
+                        r.tables, r.rows, r.indexes, r.views, r.triggers
+                    )
+                    .map_err(io_err)?;
+                }
+                #[cfg(not(feature = "restore"))]
+                return Err(Error::Usage(format!(
+                    "cannot restore {path}: this shell was built without the restore feature"
+                )));
+            }
         }
         Ok(Outcome::Continue)
     }

@@ -30,6 +30,8 @@ struct Opts {
     node: Option<u64>,
     address: Option<String>,
     release: bool,
+    /// Signal `kill` sends (without the SIG prefix): KILL, or STOP/CONT to pause and resume.
+    signal: String,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -40,6 +42,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         node: None,
         address: None,
         release: false,
+        signal: "KILL".into(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -69,6 +72,14 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--address" => o.address = Some(value("--address")?),
             "--release" => o.release = true,
+            "--signal" => {
+                let sig = value("--signal")?.to_ascii_uppercase();
+                let sig = sig.strip_prefix("SIG").unwrap_or(&sig).to_string();
+                if !matches!(sig.as_str(), "KILL" | "STOP" | "CONT" | "TERM" | "INT") {
+                    return Err(format!("--signal {sig}: use KILL, STOP, CONT, TERM or INT"));
+                }
+                o.signal = sig;
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -358,11 +369,21 @@ fn kill(o: &Opts) -> Result<(), String> {
     if !is_ours(r) {
         return Err(format!("node {} is not running", r.id));
     }
-    signal(r, "-KILL")?;
-    if !wait_gone(r, Duration::from_secs(5)) {
-        return Err(format!("node {} survived SIGKILL", r.id));
+    signal(r, &format!("-{}", o.signal))?;
+    match o.signal.as_str() {
+        "STOP" => println!("node {} (pid {}) paused (SIGSTOP)", r.id, r.pid),
+        "CONT" => println!("node {} (pid {}) resumed (SIGCONT)", r.id, r.pid),
+        sig => {
+            // A paused node only acts on TERM/INT once resumed.
+            if sig != "KILL" {
+                let _ = signal(r, "-CONT");
+            }
+            if !wait_gone(r, Duration::from_secs(15)) {
+                return Err(format!("node {} survived SIG{sig}", r.id));
+            }
+            println!("node {} (pid {}) killed (SIG{sig})", r.id, r.pid);
+        }
     }
-    println!("node {} (pid {}) killed", r.id, r.pid);
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+pub use dqlite_wire::constants::error_code as code;
+
 /// A FAILURE to send to a client: code (SQLite extended code or dqlite code) and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (code {code})")]
@@ -21,6 +23,37 @@ impl SqlFailure {
         }
     }
 
+    /// SQLITE_ERROR (1) with a message.
+    pub fn error(message: impl Into<String>) -> Self {
+        SqlFailure::new(code::ERROR, message)
+    }
+
+    /// This node does not lead (10250): the client asks for the leader and retries there.
+    pub fn not_leader() -> Self {
+        SqlFailure::new(code::NOT_LEADER, "not leader")
+    }
+
+    /// Leadership changed under the request (10506). For a write whose commit was proposed,
+    /// its outcome is unknown unless the message says otherwise.
+    pub fn leadership_lost(message: impl Into<String>) -> Self {
+        SqlFailure::new(code::LEADERSHIP_LOST, message)
+    }
+
+    /// The connection has no open database (SQLITE_NOTFOUND, as C dqlite answers).
+    pub fn no_database() -> Self {
+        SqlFailure::new(code::NOTFOUND, "no database opened")
+    }
+
+    /// The database worker thread is gone (the node is stopping).
+    pub fn worker_stopped() -> Self {
+        SqlFailure::error("database worker stopped")
+    }
+
+    /// SQLITE_BUSY: the write lock stayed taken until the request's deadline.
+    pub fn busy() -> Self {
+        SqlFailure::new(code::BUSY, "database is locked")
+    }
+
     /// From a rusqlite error: SQLite's extended code and message.
     pub fn from_sqlite(_conn: &rusqlite::Connection, e: &rusqlite::Error) -> Self {
         match e {
@@ -34,7 +67,7 @@ impl SqlFailure {
             rusqlite::Error::SqlInputError { error, msg, .. } => {
                 SqlFailure::new(error.extended_code as u32 as u64, msg.clone())
             }
-            other => SqlFailure::new(1, other.to_string()),
+            other => SqlFailure::error(other.to_string()),
         }
     }
 
@@ -46,15 +79,15 @@ impl SqlFailure {
                 message,
                 ..
             } => SqlFailure::new(*extended_code as u32 as u64, message.clone()),
-            dqlite_vfs::Error::Busy { .. } => SqlFailure::new(5, "database is locked"),
-            other => SqlFailure::new(1, other.to_string()),
+            dqlite_vfs::Error::Busy { .. } => SqlFailure::busy(),
+            other => SqlFailure::error(other.to_string()),
         }
     }
 
     /// True for SQLITE_BUSY and its extended codes except BUSY_SNAPSHOT (517), which no
     /// amount of waiting fixes.
     pub fn is_busy(&self) -> bool {
-        self.code & 0xff == 5 && self.code != 517
+        self.code & 0xff == code::BUSY && self.code != code::BUSY_SNAPSHOT
     }
 }
 

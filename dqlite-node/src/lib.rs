@@ -27,29 +27,32 @@
 //!   `dqlite-raft`, anything else is a client served by the **gateway** (one task per
 //!   connection, one request at a time, C dqlite's semantics).
 //! * Each open database has a **worker** thread owning its SQLite connections on the
-//!   WAL-capturing VFS (`dqlite-vfs`). A write that commits hands its frames back to the
-//!   gateway, which proposes one Raft entry ([`command::Command::Frames`]) and answers only
-//!   once the entry is committed and applied; if the proposal fails the commit is aborted and
-//!   the client gets 10506 (leadership lost).
-//! * The **FSM** ([`fsm`]) applies committed commands in log order on every node and takes
-//!   snapshots of all databases (versioned, checksummed).
+//!   WAL-capturing VFS (`dqlite-vfs`). A write that commits hands its frames to the
+//!   **commit pipeline**, which proposes one Raft entry ([`command::Command::Frames`]) and
+//!   answers only once the entry is committed and applied; if the proposal fails the commit is
+//!   aborted and the client gets 10506 (leadership lost).
+//! * The **FSM** applies committed commands in log order on every node and takes snapshots of
+//!   all databases (versioned, checksummed).
 //! * Reads are linearizable by default (a read-index barrier before each query on the
 //!   leader); [`NodeOptions::leader_local_reads`] trades that for latency like C dqlite.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod command;
+mod database;
 mod error;
-pub mod fsm;
 mod gateway;
-mod handover;
-mod join;
+mod membership;
 mod node;
-mod sql;
+mod replication;
 mod tls;
-mod worker;
 
 pub use error::{NodeError, SqlFailure};
-pub use gateway::{LEADERSHIP_LOST, NOT_LEADER};
+pub use membership::Member;
 pub use node::{DEFAULT_READ_LEASE, Node, NodeBuilder, NodeHandle, NodeOptions, NodeRole};
+pub use replication::{NodeConfig, command};
 pub use tls::TlsConfig;
+
+/// SQLITE_IOERR_NOT_LEADER: this node does not lead.
+pub const NOT_LEADER: u64 = error::code::NOT_LEADER;
+/// SQLITE_IOERR_LEADERSHIP_LOST: leadership changed under a request.
+pub const LEADERSHIP_LOST: u64 = error::code::LEADERSHIP_LOST;

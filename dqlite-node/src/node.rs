@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,16 +13,19 @@ use dqlite_vfs::{Vfs, VfsConfig};
 use dqlite_wire::{Header, ProtocolVersion, Request, RequestType};
 use openraft::ServerState;
 
-use crate::fsm::Member;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::database::Registry;
 use crate::error::NodeError;
-use crate::fsm::{Fsm, Metadata, NodeConfig, Registry};
+use crate::gateway;
+use crate::membership::handover::HandoverGate;
+use crate::membership::{Member, join};
+use crate::replication::NodeConfig;
+use crate::replication::fsm::{Fsm, Metadata};
 use crate::tls::TlsConfig;
-use crate::{gateway, join};
 
 /// The Raft instance of a node.
 pub type Raft = RaftNode<NodeConfig, Fsm>;
@@ -47,6 +50,11 @@ pub struct NodeOptions {
     /// (SQLITE_CANTOPEN, naming the limit); databases created through replication are always
     /// served. Default 1024.
     pub max_databases: usize,
+    /// How long a commit may wait for its Raft entry to be committed and applied before the
+    /// client gets 10506 (leadership lost, outcome unknown) and the commit is discarded
+    /// locally. Commits normally end much sooner: when applied, when another leader's
+    /// entry supersedes them, or when this node stops leading. Default 30 s.
+    pub commit_timeout: Duration,
     /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
     pub heartbeat_timeout_ms: u64,
     /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
@@ -69,6 +77,7 @@ impl Default for NodeOptions {
         NodeOptions {
             leader_local_reads: false,
             write_wait: Duration::from_secs(10),
+            commit_timeout: Duration::from_secs(30),
             max_message: 64 << 20,
             max_statements: 1024,
             max_connections: 1024,
@@ -93,23 +102,28 @@ pub(crate) struct Shared {
     pub connections: Arc<Semaphore>,
     /// TLS for every connection this node accepts or opens, if configured.
     pub tls: Option<TlsConfig>,
-    /// Set while this leader hands leadership over: it then reports itself as not leader,
-    /// so gateways answer "not leader" instead of proposing entries the target would lack.
-    pub handing_over: AtomicBool,
-    /// Proposals of statements' commits under way. A handover waits for it to reach zero
-    /// after setting `handing_over`, and a proposal counts itself in before it checks
-    /// `handing_over` (both sequentially consistent): either the proposal sees the flag and
-    /// stays out, or the handover sees the count and waits, so the target holds every entry
-    /// the old leader appends.
-    pub proposing: AtomicUsize,
+    /// Keeps a handover and the proposals of commits apart.
+    pub gate: HandoverGate,
     #[allow(dead_code)]
     pub metadata: Arc<Mutex<Metadata>>,
 }
 
 impl Shared {
-    /// Whether this node is the Raft leader now and not handing leadership over.
+    /// Whether this node serves as leader now: it is the Raft leader, not handing leadership
+    /// over, and heard from a quorum recently (see [`Shared::has_quorum`]).
     pub fn is_leader(&self) -> bool {
-        !self.handing_over.load(Ordering::Acquire) && self.is_raft_leader()
+        !self.gate.handing_over() && self.is_raft_leader() && self.has_quorum()
+    }
+
+    /// Check-quorum: whether a quorum of voters acknowledged this leader within the shortest
+    /// election timeout. openraft 0.9 leaders never step down on their own, so a leader cut
+    /// off in a minority would otherwise keep answering leader-local reads (stale once the
+    /// majority elects another leader, which it cannot do sooner than that) and accept
+    /// writes that hang; it refuses them instead and reports no leader until a quorum
+    /// answers again or a newer leader deposes it.
+    pub fn has_quorum(&self) -> bool {
+        let limit = Duration::from_millis(self.options.raft.raft.election_timeout_min);
+        self.raft.quorum_ack_age().is_some_and(|age| age < limit)
     }
 
     /// Whether this node is the Raft leader now (handing over or not).
@@ -143,11 +157,14 @@ impl Shared {
         }
     }
 
-    /// The leader this node knows of, with its address.
+    /// The leader this node knows of, with its address (not itself while it lacks a quorum).
     pub fn leader(&self) -> Option<(u64, String)> {
         let m = self.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
+        if id == self.id && !self.has_quorum() {
+            return None;
+        }
         let addr = m
             .membership_config
             .membership()
@@ -346,8 +363,7 @@ impl NodeBuilder {
             weight: AtomicU64::new(0),
             failure_domain: self.failure_domain,
             next_conn: AtomicU64::new(1),
-            handing_over: AtomicBool::new(false),
-            proposing: AtomicUsize::new(0),
+            gate: HandoverGate::default(),
             tls: self.tls.clone(),
             metadata,
         });

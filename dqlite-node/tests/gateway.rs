@@ -90,16 +90,16 @@ async fn where_c_crashes_we_answer() {
         assert_eq!(fail(&r), (12, "no statement with the given id"));
     }
 
-    // TEXT in a BOOLEAN column, NULL in both: no crash, storage class kept.
+    // TEXT in a BOOLEAN column, NULL in both: no crash, storage class kept, NULL as NULL.
     assert!(matches!(
         exec(
             &mut c,
-            "INSERT INTO b VALUES('yes', NULL), (1, '2024-01-01')",
+            "INSERT INTO b VALUES('yes', NULL), (1, '2024-01-01'), (NULL, NULL)",
             vec![]
         )
         .await,
         Response::Result {
-            rows_affected: 2,
+            rows_affected: 3,
             ..
         }
     ));
@@ -110,8 +110,10 @@ async fn where_c_crashes_we_answer() {
     assert_eq!(
         rows,
         vec![
-            vec![Value::Text("yes".into()), Value::Iso8601(String::new())],
+            vec![Value::Text("yes".into()), Value::Null],
             vec![Value::Boolean(1), Value::Iso8601("2024-01-01".into())],
+            // NULL stays NULL in BOOLEAN and DATETIME columns (C 1.11 sends false and '').
+            vec![Value::Null, Value::Null],
         ]
     );
 

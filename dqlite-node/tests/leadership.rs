@@ -66,20 +66,31 @@ async fn transfer(from: &NodeHandle, to: &NodeHandle) {
     wait_until("the target leads", || to.role() == NodeRole::Leader).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_transactions_fail_cleanly_when_leadership_moves() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+/// Three in-process nodes, node 1 leading; their data directories live as long as the nodes.
+async fn three_nodes(dirs: &[tempfile::TempDir]) -> [Node; 3] {
     let n1 = start(1, dirs[0].path(), None).await;
     let h1 = n1.handle().unwrap();
     wait_until("node 1 leads", || h1.role() == NodeRole::Leader).await;
     let a1 = n1.local_addr().to_string();
     let n2 = start(2, dirs[1].path(), Some(&a1)).await;
     let n3 = start(3, dirs[2].path(), Some(&a1)).await;
-    let (h2, h3) = (n2.handle().unwrap(), n3.handle().unwrap());
-    for h in [&h2, &h3] {
-        let h = h.clone();
+    for n in [&n2, &n3] {
+        let h = n.handle().unwrap();
         wait_until("voter", move || h.role() == NodeRole::Voter).await;
     }
+    [n1, n2, n3]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_transactions_fail_cleanly_when_leadership_moves() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let [n1, n2, n3] = three_nodes(&dirs).await;
+    let (h1, h2, h3) = (
+        n1.handle().unwrap(),
+        n2.handle().unwrap(),
+        n3.handle().unwrap(),
+    );
+    let a1 = n1.local_addr().to_string();
 
     let mut a = open(&a1, "l.db").await.unwrap();
     for sql in [
@@ -131,8 +142,8 @@ async fn open_transactions_fail_cleanly_when_leadership_moves() {
         code(&call(&mut c, "INSERT INTO t VALUES ('after')").await),
         LEADERSHIP_LOST
     );
-    // The transaction is gone: COMMIT has nothing to commit, and the connection works.
-    assert_eq!(code(&call(&mut c, "COMMIT").await), 1);
+    // The transaction is gone: COMMIT fails too (ending it), and the connection works.
+    assert_eq!(code(&call(&mut c, "COMMIT").await), LEADERSHIP_LOST);
     assert!(matches!(
         call(&mut c, "INSERT INTO t VALUES ('c')").await,
         Response::Result { .. }
@@ -143,6 +154,50 @@ async fn open_transactions_fail_cleanly_when_leadership_moves() {
     );
     drop((a, b, c));
     for n in [n3, n1, n2] {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// F2: a transaction on node 1; leadership moves to node 2, which commits an autocommit
+/// INSERT (its apply on node 1 rolls the transaction back there), and back to node 1. The
+/// first connection's next INSERT and its COMMIT must both fail: nothing it sends may run
+/// outside the transaction it opened (before the fix, INSERT 3 ran in autocommit and
+/// committed, and only COMMIT failed). C dqlite 1.11 refuses both too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_after_a_transaction_the_node_rolled_back_do_not_run_in_autocommit() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let [n1, n2, n3] = three_nodes(&dirs).await;
+    let (h1, h2) = (n1.handle().unwrap(), n2.handle().unwrap());
+    let mut a = open(h1.address(), "f2.db").await.unwrap();
+    for sql in [
+        "CREATE TABLE t(x INTEGER)",
+        "BEGIN",
+        "INSERT INTO t VALUES (1)",
+    ] {
+        assert!(
+            matches!(call(&mut a, sql).await, Response::Result { .. }),
+            "{sql}"
+        );
+    }
+    transfer(&h1, &h2).await;
+    let mut b = open(h2.address(), "f2.db").await.unwrap();
+    assert!(matches!(
+        call(&mut b, "INSERT INTO t VALUES (2)").await,
+        Response::Result { .. }
+    ));
+    transfer(&h2, &h1).await;
+    let r = call(&mut a, "INSERT INTO t VALUES (3)").await;
+    assert_eq!(code(&r), LEADERSHIP_LOST, "{r:?}");
+    let r = call(&mut a, "COMMIT").await;
+    assert_eq!(code(&r), LEADERSHIP_LOST, "{r:?}");
+    let mut c = open(h1.address(), "f2.db").await.unwrap();
+    assert_eq!(
+        c.rows("SELECT x FROM t ORDER BY x").await.unwrap(),
+        vec![vec![Value::Integer(2)]],
+        "only the other leader's autocommit INSERT is durable"
+    );
+    drop((a, b, c));
+    for n in [n3, n2, n1] {
         n.shutdown().await.unwrap();
     }
 }

@@ -132,6 +132,10 @@ fn write_err<C: TypeConfig>(
     }
 }
 
+/// Added to a read lease before a member that acknowledged the leader may campaign: covers
+/// clocks that run at slightly different rates over the lease.
+const LEASE_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The result of a committed proposal.
 #[derive(Debug, Clone)]
 pub struct Proposed<C: TypeConfig> {
@@ -145,6 +149,9 @@ pub struct Proposed<C: TypeConfig> {
 pub struct RaftNode<C: TypeConfig, S: StateMachine<C>> {
     id: C::NodeId,
     raft: Raft<C>,
+    read_lease: Option<std::time::Duration>,
+    quorum: QuorumClock,
+    quorum_watch: tokio::task::JoinHandle<()>,
     state: StateMachineStore<C, S>,
     log_closed: CloseWaiter,
     net: NetConfig,
@@ -152,6 +159,43 @@ pub struct RaftNode<C: TypeConfig, S: StateMachine<C>> {
     nudger: Option<tokio::task::JoinHandle<()>>,
     pusher: Option<tokio::task::JoinHandle<()>>,
     reads: ReadBarriers<C>,
+}
+
+/// When a leader last heard from a quorum, as of the last metrics report openraft sent.
+///
+/// openraft reports `millis_since_quorum_ack` (measured from the send time of the oldest
+/// request a quorum acknowledged) at every turn of its loop, ticks included; the instant the
+/// report was seen is kept with it, so that the age can be read at any time without waiting
+/// for the next report.
+#[derive(Clone, Default)]
+struct QuorumClock {
+    seen: Arc<parking_lot::Mutex<Option<(u64, std::time::Instant)>>>,
+}
+
+impl QuorumClock {
+    /// Follows `raft`'s metrics until it stops.
+    async fn watch<C: TypeConfig>(self, raft: Raft<C>) {
+        let mut rx = raft.metrics();
+        loop {
+            {
+                let m = rx.borrow_and_update();
+                let leading = m.state == ServerState::Leader;
+                *self.seen.lock() = m
+                    .millis_since_quorum_ack
+                    .filter(|_| leading)
+                    .map(|ms| (ms, std::time::Instant::now()));
+            }
+            if rx.changed().await.is_err() {
+                *self.seen.lock() = None;
+                return;
+            }
+        }
+    }
+
+    fn age(&self) -> Option<std::time::Duration> {
+        let (ms, seen) = (*self.seen.lock())?;
+        Some(std::time::Duration::from_millis(ms) + seen.elapsed())
+    }
 }
 
 /// Works around openraft 0.9.25 leaving entries that were appended while a replication RPC was
@@ -239,9 +283,14 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
                 max_entries,
             ))
         });
+        let quorum = QuorumClock::default();
+        let quorum_watch = tokio::spawn(quorum.clone().watch(raft.clone()));
         Ok(Self {
             id,
             reads: ReadBarriers::new(raft.clone(), options.read_lease, net.vote_hold.clone()),
+            read_lease: options.read_lease,
+            quorum,
+            quorum_watch,
             raft,
             state,
             log_closed,
@@ -344,8 +393,47 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         self.raft.metrics().borrow().current_leader.clone()
     }
 
+    /// How long ago a quorum of voters last acknowledged this leader (measured from when the
+    /// acknowledged requests were sent); `None` if this node does not lead or has not heard
+    /// from a quorum in its term yet. openraft 0.9 leaders do not step down when they lose
+    /// their quorum: callers use this to stop serving (check-quorum).
+    pub fn quorum_ack_age(&self) -> Option<std::time::Duration> {
+        self.quorum.age()
+    }
+
+    /// Starts an election on this node, but only once it no longer owes the leader it
+    /// follows its promise: with read leases on, a leader may answer reads from a lease
+    /// taken on this member's last acknowledgement (see [`NodeOptions::read_lease`]), so the
+    /// election waits until `read_lease` (plus a margin for clock rates) has passed since
+    /// this member last accepted that leader's AppendEntries. A leader that keeps this member
+    /// in contact (it is not handing over) thus keeps it from campaigning: returns `Ok(false)`
+    /// if that was still the case at `deadline`, `Ok(true)` once the election was started.
+    /// Without read leases the election starts at once.
+    pub async fn campaign(&self, deadline: std::time::Instant) -> Result<bool, NodeErr<C>> {
+        if let Some(lease) = self.read_lease {
+            while let Some(free) = self
+                .net
+                .leader_contact
+                .last()
+                .map(|t| t + lease + LEASE_MARGIN)
+            {
+                let now = std::time::Instant::now();
+                if now >= free {
+                    break;
+                }
+                if now >= deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep_until(tokio::time::Instant::from_std(free.min(deadline))).await;
+            }
+        }
+        self.trigger_election().await?;
+        Ok(true)
+    }
+
     /// Starts an election on this node now. openraft 0.9 has no leadership transfer; calling this
-    /// on an up-to-date follower is the closest equivalent (it wins if its log is current).
+    /// on an up-to-date follower is the closest equivalent (it wins if its log is current). It
+    /// ignores this member's promise to its leader: see [`RaftNode::campaign`].
     pub async fn trigger_election(&self) -> Result<(), NodeErr<C>> {
         self.raft
             .trigger()
@@ -407,6 +495,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         if let Some(p) = &self.pusher {
             p.abort();
         }
+        self.quorum_watch.abort();
         let res = self
             .raft
             .shutdown()

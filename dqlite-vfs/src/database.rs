@@ -19,6 +19,9 @@ pub struct ApplyOutcome {
     /// False: appended as a follower (including when a different pending commit had to be
     /// discarded first).
     pub was_pending: bool,
+    /// A pending commit with other content than these frames was discarded first (another
+    /// transaction won).
+    pub discarded_pending: bool,
     /// A checkpoint ran after the apply.
     pub checkpointed: bool,
 }
@@ -170,6 +173,7 @@ impl Database {
             && matches!(self.checkpoint(), Ok(CheckpointOutcome::Done));
         Ok(ApplyOutcome {
             was_pending: path == ApplyPath::Leader,
+            discarded_pending: path == ApplyPath::Follower { discarded: true },
             checkpointed,
         })
     }

@@ -44,7 +44,10 @@ pub(crate) enum ApplyPath {
     /// The frames were this node's pending commit: published as SQLite wrote them.
     Leader,
     /// The frames were appended with recomputed headers and the WAL-index invalidated.
-    Follower,
+    Follower {
+        /// A pending commit with other content was discarded first.
+        discarded: bool,
+    },
 }
 
 /// Main-file lock levels (SQLITE_LOCK_*), tracked per database so that a connection can
@@ -460,9 +463,8 @@ impl DbState {
     /// Make `frames` part of the committed WAL and visible. `salts` are used if a new WAL
     /// must be started. Fails with `Err(reason)` if a local writer holds the write lock.
     pub fn apply(&mut self, frames: &Frames, salts: [u8; 8]) -> Result<ApplyPath, String> {
-        if self.pending_matches(frames)
-            && let Some(p) = self.pending.take()
-        {
+        let matches = self.pending_matches(frames);
+        if matches && let Some(p) = self.pending.take() {
             if self.shm.header() == Some(p.rewound_header) {
                 self.wal.extend(p.frames);
                 self.shm.set_header(&p.committed_header);
@@ -473,7 +475,7 @@ impl DbState {
             self.pending = Some(p);
         }
         // A different transaction won (leadership changed): ours is void.
-        self.abort();
+        let discarded = self.abort() && !matches;
         if self.shm.is_held(WRITE_LOCK) {
             return Err("a local transaction holds the WAL write lock".into());
         }
@@ -500,7 +502,7 @@ impl DbState {
             });
         }
         self.shm.invalidate_header();
-        Ok(ApplyPath::Follower)
+        Ok(ApplyPath::Follower { discarded })
     }
 
     /// Replace the whole content with `pages`. The main file gets the pages; the WAL gets
@@ -664,7 +666,7 @@ mod tests {
         assert!(db.poll(1).is_none());
         assert_eq!(
             db.apply(&f, [0; 8]).unwrap(),
-            ApplyPath::Follower,
+            ApplyPath::Follower { discarded: false },
             "no shm: fallback"
         );
         assert_eq!(db.wal.len(), 1);

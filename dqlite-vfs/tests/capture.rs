@@ -33,7 +33,7 @@ fn commit_is_invisible_until_apply_and_blocks_writers() {
     assert_eq!(db.checkpoint().unwrap(), CheckpointOutcome::Busy);
 
     let out = db.apply(&frames).unwrap();
-    assert!(out.was_pending);
+    assert!(out.was_pending && !out.discarded_pending);
     assert!(!db.has_pending());
     assert_eq!(count(&r, "t"), 1);
     assert_eq!(count(&w, "t"), 1);
@@ -442,4 +442,28 @@ fn huge_transaction_spans_several_wal_index_blocks() {
     assert_eq!(db.wal_frames(), 0);
     assert_eq!(f.wal_frames(), 0);
     assert_eq!(db.files().main, f.files().main);
+}
+
+#[test]
+fn another_commits_apply_discards_the_pending_one_and_says_so() {
+    let vfs = vfs("discard", VfsConfig::default());
+    let (a, b) = (
+        vfs.open_database("a").unwrap(),
+        vfs.open_database("b").unwrap(),
+    );
+    let (wa, wb) = (a.connect().unwrap(), b.connect().unwrap());
+    replicate(&wa, "CREATE TABLE t (x INTEGER)", &[&b]);
+    // Both databases hold the same state; each captures a different commit on it.
+    wa.execute_batch("INSERT INTO t VALUES (1)").unwrap();
+    let mine = wa.poll().unwrap();
+    wb.execute_batch("INSERT INTO t VALUES (2)").unwrap();
+    let theirs = wb.poll().unwrap();
+    assert!(b.apply(&theirs).unwrap().was_pending);
+    let out = a.apply(&theirs).unwrap();
+    assert!(!out.was_pending && out.discarded_pending);
+    assert!(!a.has_pending());
+    assert_eq!(count(&wa, "t"), 1);
+    // Applying a commit with no pending one discards nothing.
+    let out = b.apply(&mine).unwrap();
+    assert!(!out.was_pending && !out.discarded_pending);
 }

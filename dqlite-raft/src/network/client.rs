@@ -112,6 +112,7 @@ use tokio::time::Instant;
 
 use super::codec::{self, CodecError, KIND_REQUEST, KIND_RESPONSE, Request, Response};
 use super::connector::Connector;
+use super::contact::LeaderContact;
 use super::vote_hold::VoteHold;
 use crate::TypeConfig;
 
@@ -128,6 +129,9 @@ pub struct NetConfig {
     /// is answered (the server holds it until the hold ends). Set by
     /// [`RaftNode`](crate::node::RaftNode) when read leases are on; see [`VoteHold`].
     pub vote_hold: VoteHold,
+    /// Recorded by the server whenever this member accepts a leader's AppendEntries; see
+    /// [`LeaderContact`].
+    pub leader_contact: LeaderContact,
 }
 
 impl Default for NetConfig {
@@ -136,6 +140,7 @@ impl Default for NetConfig {
             max_frame: 256 << 20,
             detached_timeout: Duration::from_secs(10),
             vote_hold: VoteHold::default(),
+            leader_contact: LeaderContact::default(),
         }
     }
 }

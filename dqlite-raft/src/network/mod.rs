@@ -23,11 +23,13 @@
 pub mod client;
 pub mod codec;
 pub mod connector;
+pub mod contact;
 pub(crate) mod push;
 pub mod server;
 pub mod vote_hold;
 
 pub use client::{NetConfig, Network, PeerClient};
 pub use connector::{Connector, NodeAddr, TcpConnector, TlsConnector, WithPreamble};
+pub use contact::LeaderContact;
 pub use server::{serve_listener, serve_stream};
 pub use vote_hold::VoteHold;

@@ -5,6 +5,7 @@
 //! raft port (tests, other applications).
 
 use openraft::Raft;
+use openraft::raft::AppendEntriesResponse;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
@@ -36,7 +37,13 @@ where
             return Ok(());
         };
         let resp: Response<C> = match req {
-            Request::AppendEntries(r) => Response::AppendEntries(raft.append_entries(r).await),
+            Request::AppendEntries(r) => {
+                let resp = raft.append_entries(r).await;
+                if matches!(&resp, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
+                    config.leader_contact.record();
+                }
+                Response::AppendEntries(resp)
+            }
             Request::Vote(r) => {
                 // A leader's lease may be extended while the request waits: wait it out.
                 while let Some(until) = config.vote_hold.held_until() {

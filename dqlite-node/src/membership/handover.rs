@@ -19,15 +19,73 @@
 //! cluster the target usually wins at once; larger clusters wait for the other followers'
 //! leases, at most the longest election timeout after the last heartbeat.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dqlite_wire::{Request, Response};
 use openraft::ServerState;
 
+use super::join::Conn;
 use crate::error::NodeError;
-use crate::join::Conn;
 use crate::node::Shared;
+
+/// Keeps a handover and the proposals of statements' commits apart.
+///
+/// A handover sets `handing_over`, then waits for `proposing` to reach zero; a proposal
+/// counts itself in before it checks `handing_over` (both sequentially consistent). Either
+/// the proposal sees the flag and stays out, or the handover sees the count and waits, so
+/// the target holds every entry the old leader appends.
+#[derive(Debug, Default)]
+pub(crate) struct HandoverGate {
+    /// Set while this leader hands leadership over: it then reports itself as not leader,
+    /// so gateways answer "not leader" instead of proposing entries the target would lack.
+    handing_over: AtomicBool,
+    /// Proposals under way.
+    proposing: AtomicUsize,
+}
+
+/// A proposal counted in by [`HandoverGate::enter`]; counted out when dropped.
+pub(crate) struct Proposal<'a>(&'a HandoverGate);
+
+impl Drop for Proposal<'_> {
+    fn drop(&mut self) {
+        self.0.proposing.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl HandoverGate {
+    /// True while a handover runs.
+    pub fn handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::Acquire)
+    }
+
+    /// Counts a proposal in, unless a handover runs (then `None`: do not propose).
+    pub fn enter(&self) -> Option<Proposal<'_>> {
+        self.proposing.fetch_add(1, Ordering::SeqCst);
+        let p = Proposal(self);
+        (!self.handing_over.load(Ordering::SeqCst)).then_some(p)
+    }
+
+    /// Starts a handover; false if one runs already.
+    fn begin(&self) -> bool {
+        !self.handing_over.swap(true, Ordering::SeqCst)
+    }
+
+    fn end(&self) {
+        self.handing_over.store(false, Ordering::Release);
+    }
+
+    /// Waits until no proposal is under way; false at `deadline`.
+    async fn drained(&self, deadline: tokio::time::Instant) -> bool {
+        while self.proposing.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
+    }
+}
 
 impl Shared {
     /// The voter (other than this node) whose replicated log reaches furthest, as the leader
@@ -55,7 +113,7 @@ impl Shared {
         timeout: Duration,
     ) -> Result<u64, NodeError> {
         let fail = |reason: String| NodeError::Handover { reason };
-        if !self.is_raft_leader() || self.handing_over.load(Ordering::Acquire) {
+        if !self.is_raft_leader() || self.gate.handing_over() {
             return Err(fail("this node is not the leader".into()));
         }
         let target = match target {
@@ -72,7 +130,9 @@ impl Shared {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let raft = self.raft.raft();
-        self.handing_over.store(true, Ordering::SeqCst);
+        if !self.gate.begin() {
+            return Err(fail("a handover is already running".into()));
+        }
         raft.runtime_config().heartbeat(false);
         raft.runtime_config().elect(false);
         let result = self.run_handover(target, &address, deadline).await;
@@ -80,7 +140,7 @@ impl Shared {
         // must be able to stand for election again.
         raft.runtime_config().heartbeat(true);
         raft.runtime_config().elect(true);
-        self.handing_over.store(false, Ordering::Release);
+        self.gate.end();
         result
     }
 
@@ -92,12 +152,9 @@ impl Shared {
     ) -> Result<u64, NodeError> {
         let fail = |reason: String| NodeError::Handover { reason };
         // Proposals that passed the leader check before the flag was set: let them append
-        // (or fail) first, so that the check below covers their entries (`Shared::proposing`).
-        while self.proposing.load(Ordering::SeqCst) > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(fail("statements under way did not finish in time".into()));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        // (or fail) first, so that the check below covers their entries (`HandoverGate`).
+        if !self.gate.drained(deadline).await {
+            return Err(fail("statements under way did not finish in time".into()));
         }
         let mut rx = self.raft.metrics();
         // The target must hold every entry, or the other voters will not elect it.

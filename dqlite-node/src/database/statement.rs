@@ -1,8 +1,5 @@
-//! SQL text helpers: where the first statement of a text ends, whether a text is empty, and
-//! conversions between wire values and SQLite values.
-
-use dqlite_wire::Value;
-use rusqlite::types::{Value as SqlValue, ValueRef as SqlValueRef};
+//! SQL text: where the first statement of a text ends, whether a text is empty, and whether
+//! a statement ends a transaction.
 
 /// True if `sql` holds only whitespace and comments.
 pub fn is_blank(sql: &str) -> bool {
@@ -98,62 +95,49 @@ pub fn first_statement_end(sql: &str, mut complete: impl FnMut(&str) -> bool) ->
     sql.len()
 }
 
-/// A wire parameter as an SQLite value (BOOLEAN → 0/1, ISO8601 → TEXT).
-pub fn to_sql_value(v: &Value) -> SqlValue {
-    match v {
-        Value::Integer(i) | Value::UnixTime(i) => SqlValue::Integer(*i),
-        Value::Float(f) => SqlValue::Real(*f),
-        Value::Text(s) | Value::Iso8601(s) => SqlValue::Text(s.clone()),
-        Value::Blob(b) => SqlValue::Blob(b.clone()),
-        Value::Null => SqlValue::Null,
-        Value::Boolean(b) => SqlValue::Integer(i64::from(*b != 0)),
-    }
-}
-
-/// What kind of declared type a result column has (C's `query.c:value_type`).
+/// How a statement ends a transaction, if it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    /// No special treatment.
-    Plain,
-    /// `DATETIME`, `DATE`, `TIMESTAMP`.
-    Time,
-    /// `BOOLEAN`.
-    Boolean,
+pub enum TxEnd {
+    /// `COMMIT` or `END` (with or without `TRANSACTION`).
+    Commit,
+    /// `ROLLBACK` of the whole transaction (not `ROLLBACK TO` a savepoint).
+    Rollback,
 }
 
-impl ColumnKind {
-    /// Classifies a declared type (case-insensitive exact match, as C does).
-    pub fn from_decltype(decl: Option<&str>) -> ColumnKind {
-        match decl {
-            Some(d)
-                if d.eq_ignore_ascii_case("DATETIME")
-                    || d.eq_ignore_ascii_case("DATE")
-                    || d.eq_ignore_ascii_case("TIMESTAMP") =>
-            {
-                ColumnKind::Time
-            }
-            Some(d) if d.eq_ignore_ascii_case("BOOLEAN") => ColumnKind::Boolean,
-            _ => ColumnKind::Plain,
+/// The keywords at the start of `sql` (after whitespace and comments), upper-cased, at most
+/// `n` of them; stops at the first character that is not part of a keyword.
+fn leading_keywords(sql: &str, n: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut pos = 0;
+    while words.len() < n {
+        pos = skip_blank(sql, pos);
+        let len = sql[pos..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+        if len == 0 {
+            break;
         }
+        words.push(sql[pos..pos + len].to_ascii_uppercase());
+        pos += len;
     }
+    words
 }
 
-/// A result value as a wire value. Where C asserts (FLOAT in a DATETIME column, TEXT in a
-/// BOOLEAN column) the storage class is kept instead.
-pub fn to_wire_value(v: SqlValueRef<'_>, kind: ColumnKind) -> Value {
-    match (v, kind) {
-        (SqlValueRef::Integer(i), ColumnKind::Time) => Value::UnixTime(i),
-        (SqlValueRef::Text(t), ColumnKind::Time) => {
-            Value::Iso8601(String::from_utf8_lossy(t).into_owned())
+/// Whether the first statement of `sql` is a `COMMIT`/`END` or a whole-transaction
+/// `ROLLBACK` (SQLite's grammar: `ROLLBACK [TRANSACTION] [TO [SAVEPOINT] name]`).
+pub fn transaction_end(sql: &str) -> Option<TxEnd> {
+    let words = leading_keywords(sql, 3);
+    match words.first().map(String::as_str) {
+        Some("COMMIT" | "END") => Some(TxEnd::Commit),
+        Some("ROLLBACK") => {
+            let next = match words.get(1).map(String::as_str) {
+                Some("TRANSACTION") => words.get(2),
+                _ => words.get(1),
+            };
+            (next.map(String::as_str) != Some("TO")).then_some(TxEnd::Rollback)
         }
-        (SqlValueRef::Null, ColumnKind::Time) => Value::Iso8601(String::new()),
-        (SqlValueRef::Integer(i), ColumnKind::Boolean) => Value::Boolean(i as u64),
-        (SqlValueRef::Null, ColumnKind::Boolean) => Value::Boolean(0),
-        (SqlValueRef::Integer(i), _) => Value::Integer(i),
-        (SqlValueRef::Real(f), _) => Value::Float(f),
-        (SqlValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        (SqlValueRef::Blob(b), _) => Value::Blob(b.to_vec()),
-        (SqlValueRef::Null, _) => Value::Null,
+        _ => None,
     }
 }
 
@@ -188,16 +172,26 @@ mod tests {
     }
 
     #[test]
-    fn boolean_column_with_text_does_not_crash() {
-        let v = to_wire_value(SqlValueRef::Text(b"yes"), ColumnKind::Boolean);
-        assert_eq!(v, Value::Text("yes".into()));
-        assert_eq!(
-            to_wire_value(SqlValueRef::Null, ColumnKind::Boolean),
-            Value::Boolean(0)
-        );
-        assert_eq!(
-            to_wire_value(SqlValueRef::Null, ColumnKind::Time),
-            Value::Iso8601(String::new())
-        );
+    fn transaction_ends() {
+        for sql in ["COMMIT", " commit transaction;", "END", "/* x */ end;"] {
+            assert_eq!(transaction_end(sql), Some(TxEnd::Commit), "{sql}");
+        }
+        for sql in [
+            "ROLLBACK",
+            "rollback transaction",
+            "-- c\n ROLLBACK; SELECT 1",
+        ] {
+            assert_eq!(transaction_end(sql), Some(TxEnd::Rollback), "{sql}");
+        }
+        for sql in [
+            "ROLLBACK TO sp",
+            "rollback transaction to savepoint sp",
+            "SELECT 'COMMIT'",
+            "COMMITTED",
+            "",
+            "RELEASE sp",
+        ] {
+            assert_eq!(transaction_end(sql), None, "{sql}");
+        }
     }
 }

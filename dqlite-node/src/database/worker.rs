@@ -1,10 +1,11 @@
 //! Database workers: one thread per open database, owning every SQLite connection of it.
 //!
-//! The VFS ties a database to one thread (its handles are `!Send`), so the async gateway and
-//! the FSM talk to a worker through a channel of [`Job`]s and get answers on oneshot
-//! channels. A worker never waits for Raft: after a write it hands the captured frames back
-//! to the gateway, which proposes them; the FSM later sends the same frames as
-//! [`Job::Apply`], which publishes the pending commit (leader) or appends them (follower).
+//! The VFS ties a database to one thread (its handles are `!Send`), so the rest of the node
+//! talks to a worker through a channel of [`Job`]s (wrapped by
+//! [`DatabaseHandle`](super::DatabaseHandle)) and gets answers on oneshot channels. A worker
+//! never waits for Raft: after a write it hands the captured frames back to the commit
+//! pipeline, which proposes them; the FSM later sends the same frames as [`Job::Apply`],
+//! which publishes the pending commit (leader) or appends them (follower).
 //!
 //! Writers are queued instead of failing with SQLITE_BUSY: a job whose statement hits the
 //! write lock (held by a pending commit or another connection's open transaction) is parked
@@ -17,7 +18,7 @@
 //! batch so that the query resumes at once. Nested queries form a stack: an outer query
 //! resumes only when the inner ones finished or were abandoned by their clients.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -28,8 +29,9 @@ use dqlite_wire::{RowsEncoder, RowsEnd, Value};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
+use super::statement::{TxEnd, first_statement_end, is_blank, transaction_end};
+use super::values::{ColumnKind, to_sql_value, to_wire_value};
 use crate::error::SqlFailure;
-use crate::sql::{ColumnKind, first_statement_end, is_blank, to_sql_value, to_wire_value};
 
 /// A gateway connection's id on a worker.
 pub type ConnId = u64;
@@ -47,6 +49,60 @@ pub struct Prepared {
     pub has_tail: bool,
 }
 
+/// A commit a statement captured: still pending (invisible to other connections, holding the
+/// write lock) until the FSM applies it or it is aborted.
+#[derive(Debug)]
+pub struct Capture {
+    /// The frames of the commit.
+    pub frames: Frames,
+    /// What the frames were computed on: the log index of the last Frames entry applied to
+    /// the database before (0: none since it was created; `None`: unknown, after restoring
+    /// a snapshot of a version that did not record it). See [`Applied::Superseded`].
+    pub base: Option<u64>,
+    /// Says how the pending commit was settled by something other than its own proposal
+    /// (closed without a value if it was aborted or the worker stopped).
+    pub settled: oneshot::Receiver<Settled>,
+}
+
+/// How a pending commit left the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Its own entry was applied: the commit is visible.
+    Published,
+    /// Another Frames entry was applied first: the commit's own entry, if it is in the log at
+    /// all, is skipped when applied (its base is gone), so the commit will never happen.
+    Superseded,
+    /// A snapshot replaced the database: the commit may or may not be part of it.
+    Replaced,
+}
+
+/// The pending commit of a connection.
+struct PendingCommit {
+    conn: ConnId,
+    settled: oneshot::Sender<Settled>,
+}
+
+/// What applying a Frames entry did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Applied {
+    /// The frames are part of the database (or the entry was not a Frames entry).
+    #[default]
+    Done,
+    /// The frames were computed on another state than the database's (their base is not
+    /// the last Frames entry applied to it: another leader's entry came first), so every
+    /// node skips them alike and the commit they carry is void.
+    Superseded,
+}
+
+/// A database's committed image and what it was built from, for an FSM snapshot.
+#[derive(Debug)]
+pub struct Image {
+    /// The pages.
+    pub snapshot: Snapshot,
+    /// The log index of the last Frames entry applied (see [`Capture::base`]).
+    pub last_frames: Option<u64>,
+}
+
 /// Result of executing one statement.
 #[derive(Debug)]
 pub struct Executed {
@@ -55,7 +111,7 @@ pub struct Executed {
     /// `sqlite3_changes`.
     pub rows_affected: u64,
     /// The commit to replicate, if the statement committed a write transaction.
-    pub frames: Option<Frames>,
+    pub commit: Option<Capture>,
     /// Parameters the statement consumed.
     pub params_used: usize,
     /// Bytes of the SQL text the statement used (for multi-statement texts).
@@ -70,7 +126,7 @@ pub enum QueryMsg {
     Batch(Bytes),
     /// The last (DONE) batch, and the commit to replicate before sending it, if the statement
     /// wrote (`INSERT … RETURNING`).
-    Done(Bytes, Option<Frames>),
+    Done(Bytes, Option<Capture>),
     /// The query failed.
     Failed(SqlFailure),
 }
@@ -90,7 +146,8 @@ pub enum Job {
         conn: ConnId,
     },
     /// Roll back the open transaction of connection `conn`, if any (leadership was lost
-    /// under it).
+    /// under it); the connection then refuses statements until its client ends the
+    /// transaction (see [`Worker::lost`]).
     Rollback {
         /// Connection id.
         conn: ConnId,
@@ -138,8 +195,12 @@ pub enum Job {
     Apply {
         /// The frames.
         frames: Frames,
+        /// What they were computed on (`None`: not checked, an entry of an older version).
+        base: Option<u64>,
+        /// The entry's log index.
+        index: u64,
         /// Answer.
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<Applied, String>>,
     },
     /// Discard the pending commit of connection `conn` (its proposal failed). Ignored if the
     /// pending commit is gone (applied meanwhile, because the entry committed after all) or
@@ -153,12 +214,12 @@ pub enum Job {
     /// Consistent image of the committed database.
     Snapshot {
         /// Answer.
-        reply: oneshot::Sender<Snapshot>,
+        reply: oneshot::Sender<Image>,
     },
     /// Replace the database content.
     Restore {
         /// The image.
-        snapshot: Snapshot,
+        image: Image,
         /// Answer.
         reply: oneshot::Sender<Result<(), String>>,
     },
@@ -210,9 +271,8 @@ fn fail_all(rx: mpsc::Receiver<Job>, msg: &str) {
             Job::Prepare { reply, .. } => drop(reply.send(Err(f()))),
             Job::Exec { reply, .. } => drop(reply.send(Err(f()))),
             Job::Query { out, .. } => drop(out.blocking_send(QueryMsg::Failed(f()))),
-            Job::Apply { reply, .. } | Job::Restore { reply, .. } => {
-                drop(reply.send(Err(msg.to_string())))
-            }
+            Job::Apply { reply, .. } => drop(reply.send(Err(msg.to_string()))),
+            Job::Restore { reply, .. } => drop(reply.send(Err(msg.to_string()))),
             _ => {}
         }
     }
@@ -246,8 +306,17 @@ struct Worker {
     depth: usize,
     /// Suspended queries must stop (a snapshot is waiting to be installed).
     cancel_queries: bool,
-    /// The connection whose captured commit is pending (awaiting apply or abort).
-    pending_conn: std::cell::Cell<Option<ConnId>>,
+    /// The captured commit awaiting apply or abort, if any (the VFS holds its frames).
+    pending: Option<PendingCommit>,
+    /// The log index of the last Frames entry applied (0: none yet; `None`: unknown, after
+    /// restoring a snapshot that did not record it). A commit captured now is based on it.
+    last_frames: Option<u64>,
+    /// Connections whose open transaction the node rolled back (leadership moved, another
+    /// leader's commit needed the write lock, a snapshot was installed): every statement
+    /// they send is refused with 10506 until the client ends that transaction with ROLLBACK
+    /// (or COMMIT, which fails), so nothing it sends afterwards runs outside the transaction
+    /// it opened.
+    lost: HashSet<ConnId>,
 }
 
 /// Why a query stopped sending.
@@ -275,7 +344,9 @@ impl Worker {
             deferred: VecDeque::new(),
             depth: 0,
             cancel_queries: false,
-            pending_conn: std::cell::Cell::new(None),
+            pending: None,
+            last_frames: Some(0),
+            lost: HashSet::new(),
         }
     }
 
@@ -386,6 +457,7 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Job::Disconnect { conn } => {
+                self.lost.remove(&conn);
                 if let Some(c) = self.conns.remove(&conn)
                     && !c.is_autocommit()
                 {
@@ -399,6 +471,7 @@ impl Worker {
                     && open
                 {
                     let _ = c.execute_batch("ROLLBACK");
+                    self.lost.insert(conn);
                 }
                 let _ = reply.send(open);
             }
@@ -412,11 +485,7 @@ impl Worker {
                 params,
                 deadline,
                 reply,
-            } => match self.exec(conn, &sql, &params).inspect(|e| {
-                if e.frames.is_some() {
-                    self.pending_conn.set(Some(conn));
-                }
-            }) {
+            } => match self.exec(conn, &sql, &params) {
                 Err(e) if e.is_busy() && self.lock_may_free(conn) => {
                     return Tried::Busy(Job::Exec {
                         conn,
@@ -449,29 +518,35 @@ impl Worker {
                 Err(e) => drop(self.send_query_msg(&out, QueryMsg::Failed(e))),
                 Ok(()) => {}
             },
-            Job::Apply { frames, reply } => {
-                let r = self.apply(&frames);
+            Job::Apply {
+                frames,
+                base,
+                index,
+                reply,
+            } => {
+                let r = self.apply(&frames, base, index);
                 let _ = reply.send(r);
             }
-            Job::Abort { conn } => {
-                if self.pending_conn.get() == Some(conn) {
-                    self.db.abort();
-                    self.pending_conn.set(None);
-                }
-            }
+            Job::Abort { conn } => self.abort_pending_of(conn),
             Job::Checkpoint => {
                 if let Err(e) = self.db.checkpoint() {
                     tracing::warn!(db = %self.db.name(), error = %e, "checkpoint failed");
                 }
             }
             Job::Snapshot { reply } => {
-                let _ = reply.send(self.db.snapshot());
+                let _ = reply.send(Image {
+                    snapshot: self.db.snapshot(),
+                    last_frames: self.last_frames,
+                });
             }
-            Job::Restore { snapshot, reply } => {
-                self.rollback_all();
+            Job::Restore { image, reply } => {
+                self.void_transactions();
                 self.db.abort();
-                self.pending_conn.set(None);
-                let r = self.db.restore(&snapshot).map_err(|e| e.to_string());
+                self.settle(Settled::Replaced);
+                let r = self.db.restore(&image.snapshot).map_err(|e| e.to_string());
+                if r.is_ok() {
+                    self.last_frames = image.last_frames;
+                }
                 let _ = reply.send(r);
             }
             Job::Dump { reply } => {
@@ -524,18 +599,78 @@ impl Worker {
         })
     }
 
-    fn exec(&self, conn: ConnId, sql: &str, params: &[Value]) -> Result<Executed, SqlFailure> {
+    /// For a connection whose transaction the node rolled back: the answer to its statement
+    /// `sql` (which is not run), and whether the client has now ended that transaction.
+    fn refuse_lost(&mut self, conn: ConnId, sql: &str) -> Option<Result<(), SqlFailure>> {
+        if !self.lost.contains(&conn) {
+            return None;
+        }
+        let lost = || {
+            SqlFailure::leadership_lost(
+                "leadership lost: the open transaction was rolled back (ROLLBACK to go on)",
+            )
+        };
+        Some(match transaction_end(sql) {
+            Some(TxEnd::Rollback) => {
+                self.lost.remove(&conn);
+                Ok(())
+            }
+            Some(TxEnd::Commit) => {
+                self.lost.remove(&conn);
+                Err(lost())
+            }
+            None => Err(lost()),
+        })
+    }
+
+    /// Takes the commit connection `conn` just captured, if it made one; it stays pending
+    /// until applied or aborted.
+    fn capture(&mut self, conn: ConnId, c: &Connection) -> Option<Capture> {
+        let frames = c.poll()?;
+        let (tx, settled) = oneshot::channel();
+        self.pending = Some(PendingCommit { conn, settled: tx });
+        Some(Capture {
+            frames,
+            base: self.last_frames,
+            settled,
+        })
+    }
+
+    /// Tells the pending commit's proposer, if any, how it was settled.
+    fn settle(&mut self, how: Settled) {
+        if let Some(p) = self.pending.take() {
+            let _ = p.settled.send(how);
+        }
+    }
+
+    /// Discards the pending commit if it is `conn`'s (its proposal failed or nobody will
+    /// propose it).
+    fn abort_pending_of(&mut self, conn: ConnId) {
+        if self.pending.as_ref().is_some_and(|p| p.conn == conn) {
+            self.db.abort();
+            self.pending = None;
+        }
+    }
+
+    fn exec(&mut self, conn: ConnId, sql: &str, params: &[Value]) -> Result<Executed, SqlFailure> {
         let c = self.conn(conn)?;
         let c = &*c;
         let end = Self::split(c, sql);
         let first = &sql[..end];
+        let nothing_done = || Executed {
+            last_insert_id: c.last_insert_rowid(),
+            rows_affected: 0,
+            commit: None,
+            params_used: 0,
+            consumed: end,
+        };
+        if let Some(r) = self.refuse_lost(conn, first) {
+            return r.map(|()| nothing_done());
+        }
         if is_blank(first) {
             return Ok(Executed {
-                last_insert_id: c.last_insert_rowid(),
                 rows_affected: c.changes(),
-                frames: None,
-                params_used: 0,
-                consumed: end,
+                ..nothing_done()
             });
         }
         let mut stmt = c
@@ -568,7 +703,7 @@ impl Worker {
             Ok(false) => Ok(Executed {
                 last_insert_id: c.last_insert_rowid(),
                 rows_affected: c.changes(),
-                frames: c.poll(),
+                commit: self.capture(conn, c),
                 params_used: used,
                 consumed: end,
             }),
@@ -585,6 +720,16 @@ impl Worker {
     ) -> Result<(), SqlFailure> {
         let c = self.conn(conn)?;
         let c = &*c;
+        if let Some(r) = self.refuse_lost(conn, sql) {
+            // ROLLBACK as a query: an empty result.
+            r?;
+            let done = RowsEncoder::new(&[] as &[String])
+                .and_then(|mut e| e.finish(RowsEnd::Done))
+                .map_err(|e| SqlFailure::error(e.to_string()))?;
+            return self
+                .send_query_msg(out, QueryMsg::Done(done, None))
+                .or(Ok(()));
+        }
         let mut stmt = c
             .prepare_cached(sql)
             .map_err(|e| SqlFailure::from_sqlite(c, &e))?;
@@ -644,44 +789,70 @@ impl Worker {
         let last = enc
             .finish(RowsEnd::Done)
             .map_err(|e| SqlFailure::new(1, e.to_string()))?;
-        let frames = c.poll();
-        if frames.is_some() {
-            self.pending_conn.set(Some(conn));
-        }
-        if let Err(stop) = self.send_query_msg(out, QueryMsg::Done(last, frames))
-            && self.pending_conn.get() == Some(conn)
+        let commit = self.capture(conn, c);
+        if self
+            .send_query_msg(out, QueryMsg::Done(last, commit))
+            .is_err()
         {
             // Nobody will propose this commit: discard it rather than strand the write lock.
-            let _ = stop;
-            self.db.abort();
-            self.pending_conn.set(None);
+            self.abort_pending_of(conn);
         }
         Ok(())
     }
 
-    fn rollback_all(&mut self) {
-        for c in self.conns.values() {
+    /// Rolls back every open transaction; their connections refuse statements until their
+    /// clients end them (see [`Worker::lost`]).
+    fn void_transactions(&mut self) {
+        for (id, c) in &self.conns {
             if !c.is_autocommit() {
                 let _ = c.execute_batch("ROLLBACK");
+                self.lost.insert(*id);
             }
         }
     }
 
-    fn apply(&mut self, frames: &Frames) -> Result<(), String> {
+    /// Applies the frames of the Frames entry at `index`, computed on `base`.
+    ///
+    /// Frames computed on another state than the database's are skipped (every node decides
+    /// alike: `base` and `last_frames` follow the log), so a commit built before another
+    /// leader's entry was applied can never land on top of it and undo its changes.
+    fn apply(&mut self, frames: &Frames, base: Option<u64>, index: u64) -> Result<Applied, String> {
+        if let (Some(base), Some(last)) = (base, self.last_frames)
+            && base != last
+        {
+            // Whatever is pending was captured after the entry that moved `last_frames`
+            // and is not this one: it stays.
+            tracing::info!(
+                db = %self.db.name(),
+                index,
+                base,
+                last,
+                "skipping a superseded commit"
+            );
+            return Ok(Applied::Superseded);
+        }
         // Whatever was pending is settled by this apply: published if these are its frames,
-        // discarded if another leader's entry won.
-        self.pending_conn.set(None);
-        match self.db.apply(frames) {
-            Ok(_) => Ok(()),
+        // void if another leader's entry won.
+        let outcome = match self.db.apply(frames) {
+            Ok(o) => o,
             Err(dqlite_vfs::Error::Busy { .. }) => {
                 // A local transaction holds the write lock while a commit from elsewhere
                 // arrives (leadership changed under it): that transaction is void, as C dqlite
                 // closes leader connections in this case.
-                self.rollback_all();
-                self.db.apply(frames).map(|_| ()).map_err(|e| e.to_string())
+                self.void_transactions();
+                self.db.apply(frames).map_err(|e| e.to_string())?
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if outcome.discarded_pending {
+            self.settle(Settled::Superseded);
+        } else {
+            // These frames were the pending commit (published or, should the WAL-index have
+            // changed under it, appended alike), or nothing was pending.
+            self.settle(Settled::Published);
         }
+        self.last_frames = Some(index);
+        Ok(Applied::Done)
     }
 }
 

@@ -4,14 +4,17 @@
 //!
 //! ```text
 //! u8  version (1)
-//! u8  kind (1 Open, 2 Frames, 3 Checkpoint, 4 Metadata)
+//! u8  kind (1 Open, 2 Frames without base, 3 Checkpoint, 4 Metadata, 5 Frames)
 //! ... kind-specific body (see `Command::encode`)
 //! u32 CRC32C of every byte before it
 //! ```
 //!
-//! Texts are `u32 length + UTF-8 bytes`. Frames carry `u32 page_size, u32 db_size,
-//! u32 n, n × u32 page number, n × page_size bytes`. The checksum makes a flipped bit in a
-//! log entry or snapshot an error that names the command, never silently different data.
+//! Texts are `u32 length + UTF-8 bytes`. Frames (kind 5) carry the database name, `u64 base`
+//! (what the frames were computed on, see [`Command::Frames`]), then `u32 page_size,
+//! u32 db_size, u32 n, n × u32 page number, n × page_size bytes`; kind 2 is the same without
+//! the base (entries written before it existed: applied unchecked). The checksum makes a
+//! flipped bit in a log entry or snapshot an error that names the command, never silently
+//! different data.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -27,6 +30,7 @@ const KIND_OPEN: u8 = 1;
 const KIND_FRAMES: u8 = 2;
 const KIND_CHECKPOINT: u8 = 3;
 const KIND_METADATA: u8 = 4;
+const KIND_FRAMES_ON_BASE: u8 = 5;
 
 /// A replicated command, applied in log order by every node's FSM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,11 @@ pub enum Command {
     Frames {
         /// Database name.
         db: String,
+        /// What the frames were computed on: the log index of the last Frames entry applied
+        /// to the database before (0: none). An entry whose base is not the database's last
+        /// applied Frames entry when it is applied is skipped on every node, and the commit
+        /// it carries fails. `None` only for entries of an older version (applied unchecked).
+        base: Option<u64>,
         /// The frames (page size, database size after commit, page numbers and images).
         frames: Frames,
     },
@@ -193,9 +202,18 @@ impl Command {
                 out.push(KIND_OPEN);
                 put_text(&mut out, db);
             }
-            Command::Frames { db, frames } => {
-                out.push(KIND_FRAMES);
-                put_text(&mut out, db);
+            Command::Frames { db, base, frames } => {
+                match base {
+                    Some(base) => {
+                        out.push(KIND_FRAMES_ON_BASE);
+                        put_text(&mut out, db);
+                        out.extend_from_slice(&base.to_le_bytes());
+                    }
+                    None => {
+                        out.push(KIND_FRAMES);
+                        put_text(&mut out, db);
+                    }
+                }
                 out.extend_from_slice(&frames.page_size().to_le_bytes());
                 out.extend_from_slice(&frames.db_size().to_le_bytes());
                 out.extend_from_slice(&(frames.len() as u32).to_le_bytes());
@@ -228,8 +246,8 @@ impl Command {
 
     fn encoded_len_hint(&self) -> usize {
         match self {
-            Command::Frames { db, frames } => {
-                32 + db.len() + frames.len() * (4 + frames.page_size() as usize)
+            Command::Frames { db, frames, .. } => {
+                40 + db.len() + frames.len() * (4 + frames.page_size() as usize)
             }
             _ => 64,
         }
@@ -262,8 +280,13 @@ impl Command {
                 failure_domain: r.u64("failure_domain")?,
                 weight: r.u64("weight")?,
             },
-            KIND_FRAMES => {
+            kind @ (KIND_FRAMES | KIND_FRAMES_ON_BASE) => {
                 let db = r.text("db")?;
+                let base = if kind == KIND_FRAMES_ON_BASE {
+                    Some(r.u64("base")?)
+                } else {
+                    None
+                };
                 let page_size = r.u32("page_size")?;
                 let db_size = r.u32("db_size")?;
                 let n = r.u32("n_pages")? as usize;
@@ -275,7 +298,7 @@ impl Command {
                 let data = r.take("pages", n.saturating_mul(page_size as usize))?;
                 let frames = Frames::from_contiguous(page_size, db_size, &numbers, data)
                     .map_err(|e| CommandError::Frames(e.to_string()))?;
-                Command::Frames { db, frames }
+                Command::Frames { db, base, frames }
             }
             k => return Err(CommandError::Kind(k)),
         };
@@ -365,8 +388,12 @@ mod tests {
                 failure_domain: b,
                 weight: c
             }),
-            ("\\PC{0,10}", frames_strategy())
-                .prop_map(|(db, frames)| Command::Frames { db, frames }),
+            (
+                "\\PC{0,10}",
+                prop::option::of(any::<u64>()),
+                frames_strategy()
+            )
+                .prop_map(|(db, base, frames)| Command::Frames { db, base, frames }),
         ]
     }
 

@@ -1,0 +1,190 @@
+//! [`DatabaseHandle`]: the one async API through which the node uses a database. Every call
+//! becomes a [`Job`] on the database's worker thread and an answer on a oneshot channel; no
+//! other module sees a `Job`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dqlite_vfs::{DatabaseFiles, Frames, Vfs};
+use dqlite_wire::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::SqlFailure;
+
+use super::worker::{Applied, ConnId, Executed, Image, Job, Prepared, QueryMsg, WorkerHandle};
+
+/// A database of this node, served by its worker thread. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct DatabaseHandle {
+    name: Arc<str>,
+    worker: WorkerHandle,
+}
+
+fn stopped() -> SqlFailure {
+    SqlFailure::new(1, "database worker stopped")
+}
+
+impl DatabaseHandle {
+    /// Starts the worker of database `name` of `vfs`.
+    pub fn spawn(vfs: Vfs, name: &str) -> std::io::Result<DatabaseHandle> {
+        Ok(DatabaseHandle {
+            name: name.into(),
+            worker: WorkerHandle::spawn(vfs, name.to_string())?,
+        })
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn call<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        if !self.worker.send(job(tx)) {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Opens a SQLite connection for client connection `conn`.
+    pub async fn connect(&self, conn: ConnId) -> Result<(), SqlFailure> {
+        self.call(|reply| Job::Connect { conn, reply })
+            .await
+            .ok_or_else(stopped)?
+    }
+
+    /// Closes the connection of `conn`, rolling back its open transaction.
+    pub fn disconnect(&self, conn: ConnId) {
+        self.worker.send(Job::Disconnect { conn });
+    }
+
+    /// Rolls back the open transaction of `conn`; true if there was one.
+    pub async fn rollback(&self, conn: ConnId) -> bool {
+        self.call(|reply| Job::Rollback { conn, reply })
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Prepares the first statement of `sql` (to learn its parameters and extent).
+    pub async fn prepare(&self, conn: ConnId, sql: String) -> Result<Prepared, SqlFailure> {
+        self.call(|reply| Job::Prepare { conn, sql, reply })
+            .await
+            .ok_or_else(stopped)?
+    }
+
+    /// Executes the first statement of `sql`, waiting for the write lock until `deadline`.
+    /// A commit it captured comes back in [`Executed::commit`], still pending: the caller
+    /// replicates it (see [`super::pipeline`]) or aborts it.
+    pub async fn exec(
+        &self,
+        conn: ConnId,
+        sql: String,
+        params: Vec<Value>,
+        deadline: Instant,
+    ) -> Result<Executed, SqlFailure> {
+        self.call(|reply| Job::Exec {
+            conn,
+            sql,
+            params,
+            deadline,
+            reply,
+        })
+        .await
+        .ok_or_else(stopped)?
+    }
+
+    /// Runs a query; its ROWS batches arrive on the returned stream.
+    pub fn query(
+        &self,
+        conn: ConnId,
+        sql: String,
+        params: Vec<Value>,
+        deadline: Instant,
+    ) -> QueryStream {
+        let (out, rx) = mpsc::channel(2);
+        self.worker.send(Job::Query {
+            conn,
+            sql,
+            params,
+            deadline,
+            budget: None,
+            out,
+        });
+        QueryStream {
+            rx,
+            worker: self.worker.clone(),
+        }
+    }
+
+    /// Discards the pending commit of `conn` (its proposal failed), if it is still pending.
+    pub fn abort(&self, conn: ConnId) {
+        self.worker.send(Job::Abort { conn });
+    }
+
+    /// Main file and WAL images (DUMP).
+    pub async fn dump(&self) -> Result<DatabaseFiles, SqlFailure> {
+        self.call(|reply| Job::Dump { reply })
+            .await
+            .ok_or_else(stopped)
+    }
+
+    /// Makes the committed frames of the entry at log index `index`, computed on `base`,
+    /// visible, or skips them if the database has moved on from `base` (the FSM applying an
+    /// entry).
+    pub async fn apply(
+        &self,
+        frames: Frames,
+        base: Option<u64>,
+        index: u64,
+    ) -> Result<Applied, String> {
+        self.call(|reply| Job::Apply {
+            frames,
+            base,
+            index,
+            reply,
+        })
+        .await
+        .ok_or_else(|| format!("worker of {:?} is gone", self.name()))?
+        .map_err(|e| format!("applying frames to {:?}: {e}", self.name()))
+    }
+
+    /// Folds the WAL into the main file (when nobody reads).
+    pub fn checkpoint(&self) {
+        self.worker.send(Job::Checkpoint);
+    }
+
+    /// A consistent image of the committed database.
+    pub async fn snapshot(&self) -> Result<Image, String> {
+        self.call(|reply| Job::Snapshot { reply })
+            .await
+            .ok_or_else(|| format!("worker of {:?} is gone", self.name()))
+    }
+
+    /// Replaces the database content (installing a Raft snapshot).
+    pub async fn restore(&self, image: Image) -> Result<(), String> {
+        self.call(|reply| Job::Restore { image, reply })
+            .await
+            .ok_or_else(|| format!("worker of {:?} is gone", self.name()))?
+            .map_err(|e| format!("restoring {:?}: {e}", self.name()))
+    }
+}
+
+/// The ROWS batches of one query, in order.
+pub(crate) struct QueryStream {
+    rx: mpsc::Receiver<QueryMsg>,
+    worker: WorkerHandle,
+}
+
+impl QueryStream {
+    /// The next message; `None` if the worker abandoned the query (a snapshot install needed
+    /// the database, or the node is stopping).
+    pub async fn next(&mut self) -> Option<QueryMsg> {
+        let msg = self.rx.recv().await;
+        if matches!(msg, Some(QueryMsg::Batch(_))) {
+            // The channel has room again: a worker that was serving other jobs while this
+            // client was slow resumes the query now rather than at its next poll.
+            self.worker.send(Job::Wake);
+        }
+        msg
+    }
+}

@@ -1,0 +1,231 @@
+//! Deterministic scenarios of the write path across leadership changes, played on two
+//! simulated nodes (each a VFS, its databases' workers and an FSM) by applying the same
+//! log entries to both, without Raft or sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dqlite_raft::state_machine::StateMachine;
+use dqlite_vfs::{Vfs, VfsConfig};
+use dqlite_wire::{RowsBatch, Value};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+use super::NodeConfig;
+use super::command::Command;
+use super::fsm::{Fsm, Metadata};
+use crate::database::worker::{Applied, Capture, ConnId, QueryMsg};
+use crate::database::{DatabaseHandle, Registry};
+use crate::error::{SqlFailure, code};
+
+const DB: &str = "s.db";
+
+/// One simulated node.
+struct SimNode {
+    registry: Arc<Registry>,
+    fsm: Fsm,
+}
+
+impl SimNode {
+    fn new() -> SimNode {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "scenario-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let vfs = Vfs::register(&name, VfsConfig::default()).unwrap();
+        let registry = Arc::new(Registry::new(vfs));
+        let fsm = Fsm::new(registry.clone(), Arc::new(Mutex::new(Metadata::new())));
+        SimNode { registry, fsm }
+    }
+
+    fn db(&self) -> DatabaseHandle {
+        self.registry.get_or_start(DB).unwrap()
+    }
+
+    async fn connect(&self, conn: ConnId) {
+        self.db().connect(conn).await.unwrap();
+    }
+
+    /// Runs one statement; the commit it captured (still pending), if any.
+    async fn exec(&self, conn: ConnId, sql: &str) -> Result<Option<Capture>, SqlFailure> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let e = self
+            .db()
+            .exec(conn, sql.to_string(), Vec::new(), deadline)
+            .await?;
+        Ok(e.commit)
+    }
+
+    /// Applies entries at `index`, `index + 1`, …; their outcomes.
+    async fn apply(&mut self, index: u64, cmds: &[Command]) -> Vec<Applied> {
+        let entries = cmds
+            .iter()
+            .enumerate()
+            .map(|(i, cmd)| Entry::<NodeConfig> {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), index + i as u64),
+                payload: EntryPayload::Normal(cmd.encode()),
+            })
+            .collect();
+        self.fsm.apply(entries).await.unwrap()
+    }
+
+    async fn rows(&self, conn: ConnId, sql: &str) -> Vec<Vec<Value>> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut q = self.db().query(conn, sql.to_string(), Vec::new(), deadline);
+        let mut rows = Vec::new();
+        loop {
+            match q.next().await.unwrap() {
+                QueryMsg::Batch(b) => rows.extend(RowsBatch::decode(&b[8..]).unwrap().rows),
+                QueryMsg::Done(b, None) => {
+                    rows.extend(RowsBatch::decode(&b[8..]).unwrap().rows);
+                    return rows;
+                }
+                QueryMsg::Done(_, Some(_)) => panic!("{sql}: a query that wrote"),
+                QueryMsg::Failed(f) => panic!("{sql}: {f}"),
+            }
+        }
+    }
+
+    async fn files(&self) -> dqlite_vfs::DatabaseFiles {
+        self.db().dump().await.unwrap()
+    }
+}
+
+fn frames(capture: Capture) -> Command {
+    Command::Frames {
+        db: DB.into(),
+        base: capture.base,
+        frames: capture.frames,
+    }
+}
+
+/// Two nodes holding `CREATE TABLE t(id, v); INSERT (1, 0)` committed at index 1.
+async fn two_nodes() -> (SimNode, SimNode) {
+    let (mut a, mut b) = (SimNode::new(), SimNode::new());
+    a.connect(1).await;
+    let c = a
+        .exec(
+            1,
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO t VALUES(1, 0)",
+        )
+        .await
+        .unwrap();
+    // (EXEC runs only the first statement: create, then insert.)
+    let create = frames(c.unwrap());
+    assert_eq!(
+        a.apply(1, std::slice::from_ref(&create)).await,
+        [Applied::Done]
+    );
+    let insert = frames(
+        a.exec(1, "INSERT INTO t VALUES(1, 0)")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        a.apply(2, std::slice::from_ref(&insert)).await,
+        [Applied::Done]
+    );
+    assert_eq!(b.apply(1, &[create, insert]).await, [Applied::Done; 2]);
+    b.connect(1).await;
+    (a, b)
+}
+
+/// F1 (lost update): node A captured a commit computed on the state before another leader's
+/// acknowledged entry F, and proposed it after F. Applying F discards A's pending commit;
+/// A's entry must then be skipped on every node, not laid on top of F (which would undo F's
+/// change of the shared page while A's client is told it succeeded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_computed_before_another_leaders_entry_is_skipped_everywhere() {
+    let (mut a, mut b) = two_nodes().await;
+    // Node B, leader of a later term, commits F: v = v + 10.
+    let f = frames(b.exec(1, "UPDATE t SET v = v + 10").await.unwrap().unwrap());
+    // Node A, back in charge before applying F, runs C1's UPDATE on the state without F.
+    let c1 = frames(a.exec(1, "UPDATE t SET v = v + 1").await.unwrap().unwrap());
+    // The log: F (index 3), then A's entry (index 4), applied in order on both nodes.
+    let outcomes = [Applied::Done, Applied::Superseded];
+    assert_eq!(b.apply(3, &[f.clone(), c1.clone()]).await, outcomes);
+    assert_eq!(a.apply(3, &[f, c1]).await, outcomes);
+    for n in [&a, &b] {
+        assert_eq!(
+            n.rows(1, "SELECT v FROM t").await,
+            [[Value::Integer(10)]],
+            "F's update survives and C1's is not applied"
+        );
+    }
+    // Both nodes hold the same database, and A's write path works again.
+    let (fa, fb) = (a.files().await, b.files().await);
+    assert_eq!(fa.main, fb.main);
+    let next = frames(a.exec(1, "UPDATE t SET v = v + 1").await.unwrap().unwrap());
+    assert_eq!(
+        a.apply(5, std::slice::from_ref(&next)).await,
+        [Applied::Done]
+    );
+    assert_eq!(b.apply(5, &[next]).await, [Applied::Done]);
+    for n in [&a, &b] {
+        assert_eq!(n.rows(1, "SELECT v FROM t").await, [[Value::Integer(11)]]);
+    }
+}
+
+/// F2 (half-applied transaction): a transaction the node rolled back itself (another
+/// leader's commit needed the write lock) must be reported to its connection, and nothing
+/// the connection sends afterwards may run outside it (in autocommit) until its client ends
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_rolled_back_by_the_node_refuses_statements_until_its_client_ends_it() {
+    let (mut a, mut b) = two_nodes().await;
+    for sql in ["BEGIN", "INSERT INTO t VALUES(2, 1)"] {
+        assert!(a.exec(1, sql).await.unwrap().is_none(), "{sql}");
+    }
+    // Another leader's autocommit INSERT 3 arrives while the transaction holds the lock.
+    let other = frames(
+        b.exec(1, "INSERT INTO t VALUES(3, 2)")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(
+        b.apply(3, std::slice::from_ref(&other)).await,
+        [Applied::Done]
+    );
+    assert_eq!(a.apply(3, &[other]).await, [Applied::Done]);
+    // The client's next statements: refused, not run in autocommit.
+    let lost = a.exec(1, "INSERT INTO t VALUES(4, 3)").await.unwrap_err();
+    assert_eq!(lost.code, code::LEADERSHIP_LOST, "{lost}");
+    let lost = a.exec(1, "COMMIT").await.unwrap_err();
+    assert_eq!(lost.code, code::LEADERSHIP_LOST, "{lost}");
+    assert_eq!(
+        a.rows(1, "SELECT id FROM t ORDER BY id").await,
+        [[Value::Integer(1)], [Value::Integer(3)]],
+        "only the other leader's row; nothing of the lost transaction"
+    );
+    // After COMMIT (or ROLLBACK) the connection works again, in autocommit.
+    let c = a.exec(1, "INSERT INTO t VALUES(5, 4)").await.unwrap();
+    assert!(c.is_some());
+}
+
+/// F2, ROLLBACK: a client that rolls back after the node did gets success, and the
+/// connection is usable again; a `ROLLBACK TO` savepoint does not count as ending it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_ends_a_transaction_the_node_rolled_back() {
+    let (a, _b) = two_nodes().await;
+    for sql in ["BEGIN", "SAVEPOINT sp", "INSERT INTO t VALUES(2, 1)"] {
+        a.exec(1, sql).await.unwrap();
+    }
+    assert!(a.db().rollback(1).await, "a transaction was open");
+    for sql in ["ROLLBACK TO sp", "SELECT 1"] {
+        let e = a.exec(1, sql).await.unwrap_err();
+        assert_eq!(e.code, code::LEADERSHIP_LOST, "{sql}: {e}");
+    }
+    assert!(a.exec(1, "ROLLBACK").await.unwrap().is_none());
+    assert!(
+        a.exec(1, "INSERT INTO t VALUES(6, 5)")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

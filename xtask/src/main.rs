@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         "bench" => ci::bench(rest),
         "cluster" => cluster::run_cluster(rest),
         "chaos" => chaos::run_chaos(rest),
+        "chaos-ci" => chaos::ci_pass::run_ci_pass(chaos::ci_pass::seed_from(rest)),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -67,4 +68,5 @@ tasks:
   chaos --workload register|bank|set|append|all
         --nemesis partition|kill|pause|link|membership|disk|lease|all|none
         [--duration S] [--seed N] [--nodes 3|5] [--read-lease] [--leader-local-reads] ...
-                                 fault testing in network namespaces (`chaos --help`)";
+                                 fault testing in network namespaces (`chaos --help`)
+  chaos-ci [--seed N]            the short chaos matrix `ci` runs, alone";

@@ -45,6 +45,19 @@ fn options(
     cli::parse(&args)
 }
 
+/// The seed given as `--seed N` in `args`, else one from the clock (printed by every run).
+pub fn seed_from(args: &[String]) -> u64 {
+    args.windows(2)
+        .find(|w| w[0] == "--seed")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() % 100_000)
+                .unwrap_or(1)
+        })
+}
+
 /// Runs the pass; skips (with a message) only if this machine cannot make namespaces.
 pub fn run_ci_pass(seed: u64) -> Result<(), String> {
     if let Err(e) = netns::probe() {

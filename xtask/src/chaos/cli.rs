@@ -17,7 +17,8 @@ pub const USAGE: &str = "usage: cargo xtask chaos --workload register|bank|set|a
   --nodes 3|5         voters at the start (default 3)
   --read-lease        nodes run with --read-lease (implied by --nemesis lease)
   --leader-local-reads  nodes serve reads without a read-index round; reads are then
-                      checked against a staleness bound (--stale-bound-ms, default 2000)
+                      checked against a staleness bound (--stale-bound-ms, default 1000:
+                      the node documents up to an election timeout, 400-800 ms)
   --release           build and run the release node (long runs)
   --clients N         concurrent clients per workload (default 4; 3 each with `all`)
   --keep              keep the run folder even when the run passes
@@ -97,7 +98,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         leader_local_reads: false,
         release: false,
         clients: 0,
-        stale_bound: Duration::from_millis(2000),
+        stale_bound: Duration::from_millis(1000),
         keep: false,
         dir: None,
         node_bin: None,

@@ -178,6 +178,18 @@ pub fn fill(mount: &Path) -> Result<String, String> {
     ))
 }
 
+/// True if the node log at `log` says, after byte `from`, that its disk is full.
+pub fn mentions_no_space(log: &Path, from: u64) -> bool {
+    let Ok(mut f) = fs::File::open(log) else {
+        return false;
+    };
+    let mut text = String::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_string(&mut text).is_err() {
+        return false;
+    }
+    text.contains("No space left on device") || text.contains("os error 28")
+}
+
 /// Gives the tmpfs at `mount` its room back.
 pub fn unfill(mount: &Path) -> Result<(), String> {
     let m = mount.to_string_lossy();

@@ -110,6 +110,15 @@ pub fn node_binary(opts: &Options) -> Result<PathBuf, String> {
     let tmp = bin_dir.join(format!(".dqlite-node-{}", std::process::id()));
     std::fs::copy(&built, &tmp).map_err(|e| format!("copying {}: {e}", built.display()))?;
     std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    if opts.node_features.is_some() {
+        // Leave target/ with the ordinary binary (cargo keeps both builds: this is quick).
+        let mut plain = cargo();
+        plain.args(["build", "-p", "dqlite-node", "--bin", "dqlite-node"]);
+        if opts.release {
+            plain.arg("--release");
+        }
+        run(plain)?;
+    }
     Ok(dest)
 }
 
@@ -168,8 +177,9 @@ pub fn run_once(opts: &Options) -> Result<RunOutcome, String> {
     };
     let nodes = Arc::new(Mutex::new(Nodes::new(node_opts, &net, &folder, clock)?));
     teardown.nodes = Some(Arc::clone(&nodes));
-    // From here on this thread and every thread it starts live in the control namespace.
-    net.enter_ctl()?;
+    // Until `home` is dropped this thread, and every thread it starts, lives in the control
+    // namespace.
+    let home = net.enter_ctl()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -198,6 +208,7 @@ pub fn run_once(opts: &Options) -> Result<RunOutcome, String> {
     });
     drop(rt);
     drop(teardown);
+    drop(home);
     let (outcome, keep) = match result {
         Ok(o) => {
             let keep = opts.keep || !o.passed || (o.anomalies.is_empty() && !o.recovered);

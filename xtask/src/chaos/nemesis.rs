@@ -158,9 +158,9 @@ async fn target(world: &World, rng: &mut StdRng) -> Option<(usize, &'static str)
     if rng.random_bool(0.5)
         && let Some(l) = world.leader().await
     {
-        return Some((l, "leader"));
+        return Some((l, "the leader"));
     }
-    Some((live[rng.random_range(0..live.len())], "node"))
+    Some((live[rng.random_range(0..live.len())], "a random node"))
 }
 
 async fn partition(world: &World, rng: &mut StdRng, hold: Duration) -> Result<(), String> {
@@ -245,7 +245,10 @@ async fn kill(world: &World, rng: &mut StdRng, hold: Duration) -> Result<(), Str
             n.kill(v)?;
         }
     }
-    world.log(format!("kill: SIGKILL {} ({role} first)", names(&victims)));
+    world.log(format!(
+        "kill: SIGKILL {} (the first picked as {role})",
+        names(&victims)
+    ));
     tokio::time::sleep(hold).await;
     restart(world, &victims, "kill").await
 }
@@ -324,7 +327,7 @@ async fn link(world: &World, rng: &mut StdRng, hold: Duration) -> Result<(), Str
         2 => {
             let (s, role) = leader_or_any(world, rng)
                 .await
-                .map(|(s, l)| (s, if l { "leader" } else { "node" }))
+                .map(|(s, l)| (s, if l { "the leader" } else { "a random node" }))
                 .ok_or("no live node")?;
             for &(a, b) in pairs.iter().filter(|(a, b)| *a == s || *b == s) {
                 world.proxy.set(
@@ -503,9 +506,31 @@ async fn disk_fault(world: &World, rng: &mut StdRng, hold: Duration) -> Result<(
             .mount_of(s)
             .map(std::path::PathBuf::from)
             .ok_or("no tmpfs")?;
+        let log = world.nodes().slots[s].log.clone();
+        let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let what = disk::fill(&mount)?;
         world.log(format!("disk: n{s} ({role}) disk full: {what}"));
+        // Writes go to preallocated segments first: the disk is felt only when the node
+        // needs a new one, so the fault lasts until the node says so (or 25 s).
         tokio::time::sleep(hold).await;
+        let until = tokio::time::Instant::now() + Duration::from_secs(25).saturating_sub(hold);
+        let mut felt = disk::mentions_no_space(&log, log_start);
+        while !felt && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            felt = disk::mentions_no_space(&log, log_start);
+        }
+        if felt {
+            // Let it live with a full disk for a moment.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        world.log(format!(
+            "disk: n{s} {}",
+            if felt {
+                "ran out of space"
+            } else {
+                "did not need more space within 25 s"
+            }
+        ));
         disk::unfill(&mount)?;
         let alive = world.nodes().running(s);
         world.log(format!(

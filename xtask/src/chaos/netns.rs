@@ -253,11 +253,15 @@ impl Net {
     }
 
     /// Moves the calling thread (and the threads it starts afterwards) into the control
-    /// namespace, where the node addresses are reachable.
-    pub fn enter_ctl(&self) -> Result<(), String> {
+    /// namespace, where the node addresses are reachable. The returned guard moves it back
+    /// to the namespace it was in when dropped.
+    pub fn enter_ctl(&self) -> Result<HomeNamespace, String> {
+        let home = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| format!("/proc/thread-self/ns/net: {e}"))?;
         let path = format!("/run/netns/{}", self.ctl);
         let file = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
-        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns {path}: {e}"))
+        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns {path}: {e}"))?;
+        Ok(HomeNamespace(home))
     }
 
     /// Drops every packet from slot `from` arriving at slot `to` (one direction).
@@ -334,6 +338,19 @@ impl Net {
             let _ = sh("ip", &["netns", "del", ns]);
         }
         let _ = std::fs::remove_file(&self.state_file);
+    }
+}
+
+/// The network namespace a thread came from; dropping it returns the thread there (so that
+/// whatever runs after a chaos run, in `cargo xtask ci` say, has the machine's network).
+#[derive(Debug)]
+pub struct HomeNamespace(File);
+
+impl Drop for HomeNamespace {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.0, CloneFlags::CLONE_NEWNET) {
+            eprintln!("chaos: could not return to the original network namespace: {e}");
+        }
     }
 }
 

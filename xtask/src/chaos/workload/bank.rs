@@ -35,6 +35,9 @@ pub enum Call {
         hold_ms: u64,
         /// Read the balance first (true) or update with a guard (false).
         read_first: bool,
+        /// `BEGIN IMMEDIATE` (takes the write lock at once) rather than `BEGIN`.
+        #[serde(default)]
+        immediate: bool,
     },
     /// Read every balance (in one statement, or in two inside one transaction).
     Read {
@@ -52,10 +55,12 @@ impl fmt::Display for Call {
                 amount,
                 hold_ms,
                 read_first,
+                immediate,
             } => write!(
                 f,
-                "transfer({amount}: a{from} -> a{to}, hold {hold_ms} ms, {})",
-                if *read_first { "read-first" } else { "guarded" }
+                "transfer({amount}: a{from} -> a{to}, hold {hold_ms} ms, {}{})",
+                if *read_first { "read-first" } else { "guarded" },
+                if *immediate { ", immediate" } else { "" }
             ),
             Call::Read { in_tx: false } => write!(f, "read"),
             Call::Read { in_tx: true } => write!(f, "read-in-tx"),
@@ -128,6 +133,7 @@ pub async fn client(ctx: Ctx, id: usize, rec: Recorder<Call, Ret>) {
                     0
                 },
                 read_first: rng.random_bool(0.5),
+                immediate: rng.random_bool(0.3),
             }
         };
         let invoke = rec.clock().now();
@@ -139,7 +145,18 @@ pub async fn client(ctx: Ctx, id: usize, rec: Recorder<Call, Ret>) {
                 amount,
                 hold_ms,
                 read_first,
-            } => transfer(&mut db, *from, *to, *amount, *hold_ms, *read_first).await,
+                immediate,
+            } => {
+                let t = Transfer {
+                    from: *from,
+                    to: *to,
+                    amount: *amount,
+                    hold: Duration::from_millis(*hold_ms),
+                    read_first: *read_first,
+                    immediate: *immediate,
+                };
+                transfer(&mut db, &t).await
+            }
         };
         rec.record(id, invoke, call, outcome);
         pace(&mut rng).await;
@@ -154,18 +171,33 @@ async fn abandon(db: &mut Db, why: SqlError) -> Outcome<Ret> {
     Outcome::Fail(format!("before COMMIT: {why}"))
 }
 
-async fn transfer(
-    db: &mut Db,
+/// A transfer to run.
+struct Transfer {
     from: i64,
     to: i64,
     amount: i64,
-    hold_ms: u64,
+    hold: Duration,
     read_first: bool,
-) -> Outcome<Ret> {
-    if let Err(e) = db.exec("BEGIN", &[]).await {
+    immediate: bool,
+}
+
+async fn transfer(db: &mut Db, t: &Transfer) -> Outcome<Ret> {
+    let &Transfer {
+        from,
+        to,
+        amount,
+        hold,
+        read_first,
+        immediate,
+    } = t;
+    let begin = if immediate {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
+    if let Err(e) = db.exec(begin, &[]).await {
         return abandon(db, e).await;
     }
-    let hold = Duration::from_millis(hold_ms);
     if read_first {
         let balance = match db
             .query("SELECT balance FROM bank WHERE id = ?", &[Val::Int(from)])
@@ -443,6 +475,7 @@ mod tests {
                 amount: 10,
                 hold_ms: 0,
                 read_first: true,
+                immediate: false,
             },
             outcome,
         }

@@ -415,7 +415,12 @@ pub fn check_with(
             ),
         )
     } else {
-        (Verdict::Pass, format!("linearizable ({keys} keys)"))
+        let reads = if opts.stale_bound > 0 {
+            format!("; reads allowed {} ms stale", opts.stale_bound / 1000)
+        } else {
+            String::new()
+        };
+        (Verdict::Pass, format!("linearizable ({keys} keys{reads})"))
     };
     Report {
         workload: "register",

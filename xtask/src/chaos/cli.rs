@@ -12,6 +12,7 @@ pub const USAGE: &str = "usage: cargo xtask chaos --workload register|bank|set|a
          [--duration S] [--seed N] [--nodes 3|5] [--read-lease] [--leader-local-reads]
          [--release] [--clients N] [--stale-bound-ms MS] [--keep] [--dir DIR]
          [--node-bin PATH] [--node-features F] [--expect-anomaly]
+       cargo xtask chaos --cleanup    (remove what runs that died left behind)
   --duration S        seconds of load under faults (default 60); healing and checks follow
   --seed N            seed of the fault schedule and the operations (default: random, printed)
   --nodes 3|5         voters at the start (default 3)
@@ -135,7 +136,6 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             "--node-bin" => o.node_bin = Some(PathBuf::from(value("--node-bin")?)),
             "--node-features" => o.node_features = Some(value("--node-features")?),
             "--expect-anomaly" => o.expect_anomaly = true,
-            "--help" | "-h" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }

@@ -42,6 +42,18 @@ use world::World;
 
 /// `cargo xtask chaos ...`.
 pub fn run_chaos(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", cli::USAGE);
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--cleanup") {
+        let done = netns::cleanup_leftovers();
+        for l in &done {
+            println!("chaos: {l}");
+        }
+        println!("chaos: cleanup done ({} items)", done.len());
+        return Ok(());
+    }
     let opts = cli::parse(args)?;
     let outcome = run_once(&opts)?;
     if outcome.passed {

@@ -99,12 +99,17 @@ fn sh_input(program: &str, args: &[&str], input: &str) -> Result<(), String> {
     }
 }
 
-/// The kernel's start time of process `pid` (to tell a live owner from a reused pid).
+/// The kernel's start time of live process `pid` (to tell a live owner from a reused pid);
+/// `None` for a process that is gone or a zombie (killed, not yet reaped).
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22, counted after the parenthesised command name (which may hold spaces).
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // Fields 3 (state) and 22 (start time), counted after the parenthesised command name
+    // (which may hold spaces).
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(rest.next(), Some("Z" | "X")) {
+        return None;
+    }
+    rest.nth(18)?.parse().ok()
 }
 
 /// Checks that this machine can run a chaos run: root, `ip` and `iptables` present, and a
@@ -459,5 +464,18 @@ mod tests {
     #[test]
     fn own_start_time_is_readable() {
         assert!(start_time(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn a_zombie_counts_as_gone() {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not reaped yet: a zombie once it exits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while start_time(pid).is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(start_time(pid), None);
+        child.wait().unwrap();
     }
 }

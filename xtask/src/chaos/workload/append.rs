@@ -647,4 +647,71 @@ mod tests {
         let r = check(&h, &CheckOptions { stale_bound: 50 });
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
     }
+
+    /// A random history of real lists: every transaction takes effect (atomically) at a point
+    /// inside its interval; unknown ones took effect or not, failed ones did not.
+    fn simulated(seed: u64, n: usize) -> Vec<Op<Call, Ret>> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let keys = 4i64;
+        let mut lists: Vec<Vec<i64>> = vec![Vec::new(); keys as usize];
+        let mut h = Vec::new();
+        for i in 0..n {
+            let t = 100 * i as u64 + 1000;
+            let invoke = t - rng.random_range(0..250u64);
+            let complete = t + rng.random_range(0..250u64);
+            let (call, outcome) = if rng.random_bool(0.3) {
+                let ks: Vec<i64> = (0..keys).filter(|_| rng.random_bool(0.6)).collect();
+                let ls = ks
+                    .iter()
+                    .map(|k| (*k, lists[*k as usize].clone()))
+                    .collect();
+                (Call::Read { keys: ks }, Outcome::Ok(Ret::Lists(ls)))
+            } else {
+                let a = rng.random_range(0..keys);
+                let mut items = vec![(a, 2 * i as i64)];
+                if rng.random_bool(0.5) {
+                    items.push(((a + 1) % keys, 2 * i as i64 + 1));
+                }
+                let applies = match rng.random_range(0..10) {
+                    0 => (false, Outcome::Fail("busy".into())),
+                    1 => (rng.random_bool(0.5), Outcome::Unknown("timeout".into())),
+                    _ => (true, Outcome::Ok(Ret::Appended)),
+                };
+                if applies.0 {
+                    for (k, v) in &items {
+                        lists[*k as usize].push(*v);
+                    }
+                }
+                (Call::Append { items }, applies.1)
+            };
+            h.push(Op {
+                index: h.len(),
+                client: i % 8,
+                invoke,
+                complete,
+                call,
+                outcome,
+            });
+        }
+        let all: Vec<(i64, &[i64])> = (0..keys)
+            .map(|k| (k, lists[k as usize].as_slice()))
+            .collect();
+        h.push(read(h.len(), 100 * n as u64 + 2000, &all, true));
+        h
+    }
+
+    #[test]
+    fn simulated_histories_of_real_lists_pass() {
+        for seed in 0..50 {
+            let r = check(&simulated(seed, 300), &CheckOptions::default());
+            assert_eq!(
+                r.verdict,
+                Verdict::Pass,
+                "seed {seed}: {}: {:#?}",
+                r.summary,
+                r.witness
+            );
+        }
+    }
 }

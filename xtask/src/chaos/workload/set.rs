@@ -388,4 +388,77 @@ mod tests {
         let r = check(&h, &CheckOptions { stale_bound: 40 });
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.summary);
     }
+
+    /// A random history of a real set: every operation takes effect at a point inside its
+    /// interval; unknown inserts took effect or not, failed ones did not.
+    fn simulated(seed: u64, n: usize) -> Vec<Op<Call, Ret>> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut set: Vec<i64> = Vec::new();
+        let mut h = Vec::new();
+        for i in 0..n {
+            let t = 100 * i as u64 + 1000;
+            let invoke = t - rng.random_range(0..250u64);
+            let complete = t + rng.random_range(0..250u64);
+            let (call, outcome) = if rng.random_bool(0.2) {
+                (Call::Read, Outcome::Ok(Ret::Values(set.clone())))
+            } else {
+                let v = i as i64;
+                let outcome = match rng.random_range(0..10) {
+                    0 => Outcome::Fail("busy".into()),
+                    1 => {
+                        if rng.random_bool(0.5) {
+                            set.push(v);
+                        }
+                        Outcome::Unknown("timeout".into())
+                    }
+                    _ => {
+                        set.push(v);
+                        Outcome::Ok(Ret::Inserted)
+                    }
+                };
+                (Call::Insert { v }, outcome)
+            };
+            h.push(Op {
+                index: h.len(),
+                client: i % 8,
+                invoke,
+                complete,
+                call,
+                outcome,
+            });
+        }
+        let t = 100 * n as u64 + 2000;
+        h.push(read(h.len(), t, &set, true));
+        h
+    }
+
+    #[test]
+    fn simulated_histories_of_a_real_set_pass_and_a_lost_insert_does_not() {
+        for seed in 0..50 {
+            let h = simulated(seed, 300);
+            let r = check(&h, &CheckOptions::default());
+            assert_eq!(r.verdict, Verdict::Pass, "seed {seed}: {}", r.summary);
+            // Drop one acknowledged value from the final read.
+            let mut h2 = h.clone();
+            let acked = h2
+                .iter()
+                .find_map(|o| match (&o.call, &o.outcome) {
+                    (Call::Insert { v }, Outcome::Ok(_)) => Some(*v),
+                    _ => None,
+                })
+                .unwrap();
+            if let Some(Op {
+                outcome: Outcome::Ok(Ret::Values(vals)),
+                ..
+            }) = h2.last_mut()
+            {
+                vals.retain(|v| *v != acked);
+            }
+            assert_eq!(
+                check(&h2, &CheckOptions::default()).verdict,
+                Verdict::Anomaly
+            );
+        }
+    }
 }

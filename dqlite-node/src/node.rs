@@ -55,6 +55,12 @@ pub struct NodeOptions {
     /// locally. Commits normally end much sooner: when applied, when another leader's
     /// entry supersedes them, or when this node stops leading. Default 30 s.
     pub commit_timeout: Duration,
+    /// A client connection that leaves a transaction open and sends nothing for this long
+    /// has it rolled back (the connection stays; its next statements fail with 10506 until
+    /// it ends the transaction), so that a client that vanished, or hangs, does not hold the
+    /// write lock for ever. `None`: never. Default 30 s. Connections also use TCP keepalive
+    /// (10 s idle, then 3 probes 5 s apart), which closes those whose peer vanished.
+    pub idle_transaction_timeout: Option<Duration>,
     /// Heartbeat timeout announced in WELCOME, in milliseconds. Default 15000.
     pub heartbeat_timeout_ms: u64,
     /// How long [`Node::shutdown`] of a leader waits for another voter to take over before
@@ -78,6 +84,7 @@ impl Default for NodeOptions {
             leader_local_reads: false,
             write_wait: Duration::from_secs(10),
             commit_timeout: Duration::from_secs(30),
+            idle_transaction_timeout: Some(Duration::from_secs(30)),
             max_message: 64 << 20,
             max_statements: 1024,
             max_connections: 1024,
@@ -122,7 +129,12 @@ impl Shared {
     /// writes that hang; it refuses them instead and reports no leader until a quorum
     /// answers again or a newer leader deposes it.
     pub fn has_quorum(&self) -> bool {
-        let limit = Duration::from_millis(self.options.raft.raft.election_timeout_min);
+        self.heard_from_quorum_within(self.options.raft.raft.election_timeout_min)
+    }
+
+    /// Whether this node leads and a quorum acknowledged it within `ms` milliseconds.
+    pub fn heard_from_quorum_within(&self, ms: u64) -> bool {
+        let limit = Duration::from_millis(ms);
         self.raft.quorum_ack_age().is_some_and(|age| age < limit)
     }
 
@@ -236,6 +248,7 @@ impl Shared {
 pub struct NodeBuilder {
     id: u64,
     address: String,
+    bind: Option<String>,
     dir: PathBuf,
     join: Vec<String>,
     options: NodeOptions,
@@ -250,6 +263,7 @@ impl NodeBuilder {
         NodeBuilder {
             id,
             address: address.into(),
+            bind: None,
             dir: dir.into(),
             join: Vec::new(),
             options: NodeOptions::default(),
@@ -262,6 +276,14 @@ impl NodeBuilder {
     /// certificate the others trust; see [`TlsConfig`]).
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Listen on `address` (`host:port`, port 0 for a free one) instead of the address the
+    /// node advertises to clients and peers (`NodeBuilder::new`), e.g. `0.0.0.0:9001` behind
+    /// a public name, or a private port behind a proxy.
+    pub fn bind(mut self, address: impl Into<String>) -> Self {
+        self.bind = Some(address.into());
         self
     }
 
@@ -293,18 +315,18 @@ impl NodeBuilder {
             path: self.dir.clone(),
             source,
         })?;
-        let listener =
-            TcpListener::bind(&self.address)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    address: self.address.clone(),
-                    source,
-                })?;
+        let listen_on = self.bind.clone().unwrap_or_else(|| self.address.clone());
+        let listener = TcpListener::bind(&listen_on)
+            .await
+            .map_err(|source| NodeError::Listen {
+                address: listen_on.clone(),
+                source,
+            })?;
         let local = listener.local_addr().map_err(|source| NodeError::Listen {
-            address: self.address.clone(),
+            address: listen_on.clone(),
             source,
         })?;
-        let address = if self.address.ends_with(":0") {
+        let address = if self.bind.is_none() && self.address.ends_with(":0") {
             local.to_string()
         } else {
             self.address.clone()
@@ -591,6 +613,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    set_keepalive(&stream);
                     tasks.spawn(serve_connection(shared.clone(), stream, peer));
                 }
                 Err(e) => {
@@ -602,6 +625,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+}
+
+/// TCP keepalive on an accepted connection: a peer that vanished without closing (power
+/// loss, a cut network) is noticed after about 25 s of silence, and its connection closed
+/// (with it, a transaction it left open).
+fn set_keepalive(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "cannot set TCP keepalive");
+    }
 }
 
 /// Completes TLS first when the node has it, then serves the stream.

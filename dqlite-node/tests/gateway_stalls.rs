@@ -327,3 +327,96 @@ async fn limits_answer_clearly_and_lose_nothing() {
     assert_eq!(count(&mut d, "t").await, 4);
     node.shutdown().await.unwrap();
 }
+
+/// F6: a client that leaves a write transaction open and goes silent (vanished behind a
+/// half-open connection, or hung) loses it after the idle timeout: another writer gets the
+/// lock instead of waiting for ever, and the silent client's next statement says its
+/// transaction is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_transaction_is_rolled_back_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = single(
+        dir.path(),
+        NodeOptions {
+            idle_transaction_timeout: Some(Duration::from_millis(500)),
+            ..options()
+        },
+    )
+    .await;
+    let addr = node.local_addr().to_string();
+    let mut silent = open(&addr, "idle.db").await.unwrap();
+    for sql in ["CREATE TABLE t(x)", "BEGIN", "INSERT INTO t VALUES (1)"] {
+        assert!(
+            matches!(exec(&mut silent, sql).await, Response::Result { .. }),
+            "{sql}"
+        );
+    }
+    let mut other = open(&addr, "idle.db").await.unwrap();
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(BOUND, exec(&mut other, "INSERT INTO t VALUES (2)"))
+        .await
+        .expect("the idle transaction must not hold the lock for ever");
+    assert!(matches!(r, Response::Result { .. }), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    match exec(&mut silent, "INSERT INTO t VALUES (3)").await {
+        Response::Failure(f) => assert_eq!(f.code, dqlite_node::LEADERSHIP_LOST, "{f:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        exec(&mut silent, "ROLLBACK").await,
+        Response::Result { .. }
+    ));
+    assert_eq!(count(&mut silent, "t").await, 1);
+    drop((silent, other));
+    node.shutdown().await.unwrap();
+}
+
+/// F6: INTERRUPT in the middle of a long result stops the stream (C 1.11 sends every
+/// remaining batch first), and an interrupted `INSERT … RETURNING` leaves nothing behind:
+/// no row, and no write lock held by a commit nobody proposes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_stops_a_streaming_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = single(dir.path(), options()).await;
+    let addr = node.local_addr().to_string();
+    let mut c = open(&addr, "int.db").await.unwrap();
+    fill_big(&mut c, 20_000).await;
+
+    for sql in [
+        "SELECT * FROM big",
+        "INSERT INTO big SELECT id + 100000, pad FROM big RETURNING id, pad",
+    ] {
+        let req = Request::query_sql(sql, Vec::<Value>::new());
+        c.s.write_all(&req.to_bytes().unwrap()).await.unwrap();
+        let ctx = ResponseContext::for_request(&req);
+        match c.recv(&ctx).await.unwrap() {
+            Response::Rows(b) => assert_eq!(b.end, RowsEnd::Part, "{sql}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+        let interrupt = Request::Interrupt { db_id: 0 };
+        c.s.write_all(&interrupt.to_bytes().unwrap()).await.unwrap();
+        // What the client reads until EMPTY (go-dqlite's drain): at most the batches already
+        // in flight, not the ~1,200 of the whole result.
+        let mut after = 0;
+        loop {
+            match c.recv(&ctx).await.unwrap() {
+                Response::Rows(b) => {
+                    after += 1;
+                    assert_ne!(b.end, RowsEnd::Done, "{sql}: the whole result was sent");
+                }
+                Response::Empty => break,
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        assert!(after < 100, "{sql}: {after} batches after INTERRUPT");
+    }
+    // Nothing of the interrupted INSERT, and writes go on at once.
+    assert_eq!(count(&mut c, "big").await, 20_000);
+    let mut other = open(&addr, "int.db").await.unwrap();
+    let r = tokio::time::timeout(BOUND, exec(&mut other, "INSERT INTO big VALUES (0, 'x')"))
+        .await
+        .expect("no write lock left behind");
+    assert!(matches!(r, Response::Result { .. }), "{r:?}");
+    drop((c, other));
+    node.shutdown().await.unwrap();
+}

@@ -109,6 +109,14 @@ impl Connection {
     pub fn abort(&self) -> bool {
         self.db.as_ref().is_some_and(Database::abort)
     }
+
+    /// Sets what `last_insert_rowid` returns next (`sqlite3_set_last_insert_rowid`): a
+    /// statement run for this connection elsewhere inserted `rowid`.
+    pub fn set_last_insert_rowid(&self, rowid: i64) {
+        // SAFETY: the handle is valid for the life of `self.conn`, and the call only stores
+        // the value in it.
+        unsafe { ffi::sqlite3_set_last_insert_rowid(self.conn.handle(), rowid) }
+    }
 }
 
 fn configure(

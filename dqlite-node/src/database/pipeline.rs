@@ -9,7 +9,7 @@ use std::time::Instant;
 use dqlite_wire::Value;
 
 use super::DatabaseHandle;
-use super::worker::{Applied, Capture, ConnId, Executed, Settled};
+use super::worker::{Applied, Capture, Commit, ConnId, Executed, Settled};
 use crate::error::SqlFailure;
 use crate::node::Shared;
 use crate::replication::command::Command;
@@ -26,8 +26,14 @@ pub(crate) async fn exec(
 ) -> Result<Executed, SqlFailure> {
     let deadline = Instant::now() + shared.options.write_wait;
     let mut e = db.exec(conn, sql, params, deadline).await?;
-    if let Some(capture) = e.commit.take() {
-        commit(shared, db, conn, capture).await?;
+    match e.commit.take() {
+        Some(Commit::Lead(capture)) => commit(shared, db, conn, capture).await?,
+        Some(Commit::Join(outcome)) => outcome.await.unwrap_or_else(|_| {
+            Err(SqlFailure::leadership_lost(
+                "leadership lost: the commit's outcome is unknown",
+            ))
+        })?,
+        None => {}
     }
     Ok(e)
 }
@@ -39,10 +45,26 @@ pub(crate) async fn exec(
 /// - its entry applied: success;
 /// - its entry skipped, or another entry settled the database first (see
 ///   [`Settled::Superseded`]): 10506, and the commit is known not to have happened;
-/// - the proposal failed, this node stopped leading, a snapshot replaced the database, or
-///   nothing settled it by `commit_timeout`: 10506 with the outcome unknown, and the pending
-///   commit is discarded here (if its entry commits after all, it is applied like any other).
+/// - the proposal failed, this node stopped leading or heard from no quorum for the longest
+///   election timeout (a partitioned leader: its entry cannot commit before a new leader is
+///   elected), a snapshot replaced the database, or nothing settled it by `commit_timeout`:
+///   10506 with the outcome unknown, and the pending commit is discarded here (if its entry
+///   commits after all, it is applied like any other).
 pub(crate) async fn commit(
+    shared: &Shared,
+    db: &DatabaseHandle,
+    conn: ConnId,
+    mut capture: Capture,
+) -> Result<(), SqlFailure> {
+    let group = std::mem::take(&mut capture.group);
+    let outcome = propose(shared, db, conn, capture).await;
+    for member in group {
+        let _ = member.send(outcome.clone());
+    }
+    outcome
+}
+
+async fn propose(
     shared: &Shared,
     db: &DatabaseHandle,
     conn: ConnId,
@@ -52,6 +74,7 @@ pub(crate) async fn commit(
         frames,
         base,
         settled,
+        ..
     } = capture;
     // Count this proposal in, then check for a handover (see `HandoverGate`).
     let Some(_counted) = shared.gate.enter() else {
@@ -80,6 +103,7 @@ pub(crate) async fn commit(
     let deadline = tokio::time::sleep(shared.options.commit_timeout);
     let mut settled = Some(settled);
     let mut metrics = shared.raft.metrics();
+    let quorum_patience = shared.options.raft.raft.election_timeout_max;
     tokio::pin!(propose, deadline);
     let unknown = |why: &str| {
         db.abort(conn);
@@ -112,9 +136,13 @@ pub(crate) async fn commit(
                     _ => settled = None,
                 }
             }
+            // openraft reports metrics at every turn of its loop, ticks included.
             changed = metrics.changed() => {
                 if changed.is_err() || metrics.borrow_and_update().state != ServerState::Leader {
                     return unknown("this node stopped leading");
+                }
+                if !shared.heard_from_quorum_within(quorum_patience) {
+                    return unknown("this node lost its quorum");
                 }
             }
             () = &mut deadline => return unknown("the commit timed out"),

@@ -141,6 +141,46 @@ pub fn transaction_end(sql: &str) -> Option<TxEnd> {
     }
 }
 
+/// Upper-cased words of `sql` (runs of ASCII letters and `_`), string literals included: a
+/// conservative scan for keywords.
+fn words(sql: &str) -> impl Iterator<Item = String> + '_ {
+    sql.split(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+}
+
+/// Whether running `sql` may change what belongs to its connection rather than to the
+/// database: a PRAGMA, a temporary table, view, index or trigger, an attached database.
+/// Conservative (any such word, even in a literal, counts).
+pub fn touches_connection_state(sql: &str) -> bool {
+    words(sql).any(|w| {
+        matches!(
+            w.as_str(),
+            "PRAGMA" | "TEMP" | "TEMPORARY" | "ATTACH" | "DETACH"
+        )
+    })
+}
+
+/// Whether the first statement of `sql` is an INSERT, UPDATE, DELETE or REPLACE (possibly
+/// after a WITH clause): one whose `changes` count is its own.
+pub fn is_dml(sql: &str) -> bool {
+    matches!(
+        leading_keywords(sql, 1).first().map(String::as_str),
+        Some("INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "WITH")
+    )
+}
+
+/// Whether the first statement of `sql` may run inside a group commit (see the worker's
+/// `group` module): not transaction control, not VACUUM (which cannot run inside a
+/// transaction), nothing connection-local.
+pub fn groupable(sql: &str) -> bool {
+    let first = leading_keywords(sql, 1);
+    !matches!(
+        first.first().map(String::as_str),
+        None | Some("BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "VACUUM")
+    ) && !touches_connection_state(sql)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +233,36 @@ mod tests {
         ] {
             assert_eq!(transaction_end(sql), None, "{sql}");
         }
+    }
+
+    #[test]
+    fn what_may_join_a_group_commit() {
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "update t set x = 2",
+            "DELETE FROM t; SELECT 1",
+            "CREATE TABLE u(x)",
+        ] {
+            assert!(groupable(sql), "{sql}");
+        }
+        for sql in [
+            "BEGIN",
+            "commit",
+            "SAVEPOINT a",
+            "RELEASE a",
+            "VACUUM",
+            "PRAGMA foreign_keys=OFF",
+            "CREATE TEMP TABLE x(y)",
+            "CREATE TEMPORARY VIEW v AS SELECT 1",
+            "INSERT INTO temp.x VALUES (1)",
+            "ATTACH 'x' AS y",
+            "",
+        ] {
+            assert!(!groupable(sql), "{sql}");
+        }
+        assert!(touches_connection_state("pragma cache_size = 10"));
+        assert!(!touches_connection_state(
+            "INSERT INTO temperature VALUES (1)"
+        ));
     }
 }

@@ -13,16 +13,18 @@
 //! FAILURE(12), and a query that fails while stepping gets a clean FAILURE.
 
 mod admin;
+mod reader;
 mod session;
 mod sql;
 
 use std::sync::Arc;
 
-use dqlite_wire::{FrameError, Framer, ProtocolVersion, Request, RequestError, Response};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use dqlite_wire::{ProtocolVersion, Request, RequestError, Response};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{SqlFailure, code};
 use crate::node::Shared;
+use reader::{Incoming, Reader};
 use session::Session;
 
 /// Serves one client connection whose first bytes (`prefix`: handshake and possibly more)
@@ -33,38 +35,36 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     prefix: &[u8],
     version: ProtocolVersion,
 ) {
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut framer = Framer::server().with_max_body(shared.options.max_message);
-    framer.push(prefix);
-    if !matches!(framer.next_handshake(), Ok(Some(_))) {
+    let (rd, mut wr) = tokio::io::split(stream);
+    let Some(mut reader) = Reader::new(rd, shared.options.max_message, prefix) else {
         return;
-    }
+    };
+    let idle_limit = shared.options.idle_transaction_timeout;
     let mut session = Session::new(shared, version.is_legacy());
     loop {
-        let frame = loop {
-            match framer.next_frame() {
-                Ok(Some(f)) => break Some(f),
-                Ok(None) => {}
-                Err(FrameError::BodyTooLarge { words, max, .. }) => {
-                    // The body is not read (it may be gigabytes): say why, then close.
-                    let bytes = u64::from(words) * 8;
-                    tracing::debug!(bytes, max, "request too large: closing");
-                    let msg =
-                        format!("request body of {bytes} bytes exceeds the limit of {max} bytes");
-                    let _ = write_response(&mut wr, &failure(SqlFailure::error(msg))).await;
-                    break None;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "closing client connection");
-                    break None;
+        let incoming = match idle_limit {
+            Some(limit) if session.db.is_some() => {
+                match tokio::time::timeout(limit, reader.next()).await {
+                    Ok(i) => i,
+                    Err(_) => {
+                        session.end_idle_transaction(limit).await;
+                        continue;
+                    }
                 }
             }
-            match rd.read_buf(framer.buffer_mut()).await {
-                Ok(0) | Err(_) => break None,
-                Ok(_) => {}
-            }
+            _ => reader.next().await,
         };
-        let Some(frame) = frame else { break };
+        let frame = match incoming {
+            Incoming::Frame(f) => f,
+            Incoming::TooLarge { bytes, max } => {
+                // The body is not read (it may be gigabytes): say why, then close.
+                tracing::debug!(bytes, max, "request too large: closing");
+                let msg = format!("request body of {bytes} bytes exceeds the limit of {max} bytes");
+                let _ = write_response(&mut wr, &failure(SqlFailure::error(msg))).await;
+                break;
+            }
+            Incoming::Closed => break,
+        };
         let request = match frame.decode_request() {
             Ok(r) => r,
             Err(RequestError::Malformed(e)) => {
@@ -97,7 +97,10 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             // A peer must send CONNECT first; on a client connection it is a protocol error.
             break;
         }
-        if handle(&mut session, request, &mut wr).await.is_err() {
+        if handle(&mut session, request, &mut reader, &mut wr)
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -121,9 +124,10 @@ fn failure(f: SqlFailure) -> Response {
 
 /// Serves one request: queries stream their ROWS batches, every other request is answered
 /// by exactly one response.
-async fn handle<W: AsyncWrite + Unpin>(
+async fn handle<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     session: &mut Session,
     request: Request,
+    reader: &mut Reader<R>,
     wr: &mut W,
 ) -> std::io::Result<()> {
     let response = match request {
@@ -131,9 +135,13 @@ async fn handle<W: AsyncWrite + Unpin>(
             db_id,
             stmt_id,
             params,
-        } => return session.query_prepared(wr, db_id, stmt_id, params).await,
+        } => {
+            return session
+                .query_prepared(reader, wr, db_id, stmt_id, params)
+                .await;
+        }
         Request::QuerySql { db_id, sql, params } => {
-            return session.query_sql(wr, db_id, sql, params).await;
+            return session.query_sql(reader, wr, db_id, sql, params).await;
         }
         Request::Open { name, .. } => session.open(name).await,
         Request::Prepare { db_id, sql } => session.prepare_request(db_id, sql, false).await,

@@ -104,6 +104,20 @@ impl Session {
         }
     }
 
+    /// The client sent nothing for `idle`: a transaction it left open (holding the write lock,
+    /// or pinning a snapshot) is rolled back, and its next statements are refused until it
+    /// ends the transaction (a client that vanished without closing its socket no longer
+    /// blocks every writer).
+    pub async fn end_idle_transaction(&mut self, idle: std::time::Duration) {
+        if self.rollback().await {
+            tracing::info!(
+                conn = self.conn,
+                ?idle,
+                "rolled back a transaction left idle"
+            );
+        }
+    }
+
     /// Rolls back this connection's open transaction, if any; true if there was one.
     async fn rollback(&self) -> bool {
         match &self.db {

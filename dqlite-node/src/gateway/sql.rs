@@ -2,8 +2,9 @@
 //! database through the commit pipeline, which replicates whatever a statement commits.
 
 use dqlite_wire::{Params, Response};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use super::reader::Reader;
 use super::session::{Session, Stmt};
 use super::{failure, write_response};
 use crate::database::DatabaseHandle;
@@ -127,8 +128,9 @@ impl Session {
     }
 
     /// QUERY of a prepared statement.
-    pub async fn query_prepared<W: AsyncWrite + Unpin>(
+    pub async fn query_prepared<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
+        reader: &mut Reader<R>,
         wr: &mut W,
         db_id: u32,
         stmt_id: u32,
@@ -138,14 +140,15 @@ impl Session {
             .database(u64::from(db_id))
             .and_then(|db| Ok((db, self.stmt(stmt_id)?.sql.clone())));
         match r {
-            Ok((db, sql)) => self.query(wr, db, sql, params).await,
+            Ok((db, sql)) => self.query(reader, wr, db, sql, params).await,
             Err(f) => write_response(wr, &failure(f)).await,
         }
     }
 
     /// QUERY_SQL: exactly one statement.
-    pub async fn query_sql<W: AsyncWrite + Unpin>(
+    pub async fn query_sql<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
+        reader: &mut Reader<R>,
         wr: &mut W,
         db_id: u64,
         sql: String,
@@ -161,16 +164,19 @@ impl Session {
             Ok((db, p.sql))
         };
         match prepared.await {
-            Ok((db, sql)) => self.query(wr, db, sql, params).await,
+            Ok((db, sql)) => self.query(reader, wr, db, sql, params).await,
             Err(f) => write_response(wr, &failure(f)).await,
         }
     }
 
     /// Runs a query (after the leader check and, unless reads are leader-local, a read
     /// barrier) and streams its ROWS batches. A query that wrote (`INSERT … RETURNING`)
-    /// replicates its commit before the last batch goes out.
-    async fn query<W: AsyncWrite + Unpin>(
+    /// replicates its commit before the last batch goes out. An INTERRUPT from the client
+    /// stops the stream (the query is abandoned, and a write it made is not committed) and is
+    /// answered with EMPTY.
+    async fn query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
+        reader: &mut Reader<R>,
         wr: &mut W,
         db: DatabaseHandle,
         sql: String,
@@ -191,7 +197,19 @@ impl Session {
         let deadline = std::time::Instant::now() + self.shared.options.write_wait;
         let mut rows = db.query(self.conn, sql, params.values().to_vec(), deadline);
         loop {
-            match rows.next().await {
+            let msg = tokio::select! {
+                msg = rows.next() => msg,
+                interrupted = reader.interrupted() => {
+                    // Dropping the stream abandons the query on the worker.
+                    drop(rows);
+                    return if interrupted {
+                        write_response(wr, &Response::Empty).await
+                    } else {
+                        Err(std::io::ErrorKind::UnexpectedEof.into())
+                    };
+                }
+            };
+            match msg {
                 Some(QueryMsg::Batch(b)) => wr.write_all(&b).await?,
                 Some(QueryMsg::Done(b, frames)) => {
                     if let Some(frames) = frames

@@ -16,7 +16,7 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use super::NodeConfig;
 use super::command::Command;
 use super::fsm::{Fsm, Metadata};
-use crate::database::worker::{Applied, Capture, ConnId, QueryMsg};
+use crate::database::worker::{Applied, Capture, Commit, ConnId, QueryMsg};
 use crate::database::{DatabaseHandle, Registry};
 use crate::error::{SqlFailure, code};
 
@@ -57,7 +57,10 @@ impl SimNode {
             .db()
             .exec(conn, sql.to_string(), Vec::new(), deadline)
             .await?;
-        Ok(e.commit)
+        Ok(e.commit.map(|c| match c {
+            Commit::Lead(capture) => capture,
+            Commit::Join(_) => panic!("{sql}: joined a group commit"),
+        }))
     }
 
     /// Applies entries at `index`, `index + 1`, …; their outcomes.
@@ -227,5 +230,213 @@ async fn rollback_ends_a_transaction_the_node_rolled_back() {
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+/// F5: a pending commit whose own entry never comes (a deposed leader's, passed by another
+/// leader's entry or by a snapshot) tells its proposer how it ended, so the client is
+/// answered even though openraft never resolves such a proposal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_commit_says_how_it_was_settled_when_its_entry_never_comes() {
+    use crate::database::worker::Settled;
+    let (mut a, mut b) = two_nodes().await;
+    // Another leader's entry settles it first: superseded (known not to happen).
+    let mine = a.exec(1, "UPDATE t SET v = 5").await.unwrap().unwrap();
+    let theirs = frames(b.exec(1, "UPDATE t SET v = 7").await.unwrap().unwrap());
+    assert_eq!(
+        b.apply(3, std::slice::from_ref(&theirs)).await,
+        [Applied::Done]
+    );
+    assert_eq!(a.apply(3, &[theirs]).await, [Applied::Done]);
+    assert_eq!(mine.settled.await.unwrap(), Settled::Superseded);
+    // A snapshot replaces the database under it: the outcome is unknown.
+    let mine = a.exec(1, "UPDATE t SET v = 9").await.unwrap().unwrap();
+    let image = b.db().snapshot().await.unwrap();
+    a.db().restore(image).await.unwrap();
+    assert_eq!(mine.settled.await.unwrap(), Settled::Replaced);
+    assert_eq!(a.rows(1, "SELECT v FROM t").await, [[Value::Integer(7)]]);
+    // Its own entry: published.
+    let mine = a.exec(1, "UPDATE t SET v = 11").await.unwrap().unwrap();
+    let settled = mine.settled;
+    let entry = Command::Frames {
+        db: DB.into(),
+        base: mine.base,
+        frames: mine.frames,
+    };
+    assert_eq!(a.apply(4, &[entry]).await, [Applied::Done]);
+    assert_eq!(settled.await.unwrap(), Settled::Published);
+}
+
+/// Group commit: writes of several connections that queued behind a commit in flight run as
+/// one transaction when it is applied, and share one entry; each answer is its own
+/// statement's, a failing statement fails alone, and one that rolls back the whole
+/// transaction fails alone while the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_queued_behind_a_commit_share_the_next_one() {
+    let (mut a, mut b) = two_nodes().await;
+    for conn in 2..=6 {
+        a.connect(conn).await;
+    }
+    let db = a.db();
+    // Commit in flight (not applied yet): everyone else queues behind it.
+    let first = a
+        .exec(2, "INSERT INTO t VALUES (10, 0)")
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut queued = Vec::new();
+    for (conn, sql) in [
+        (3, "INSERT INTO t VALUES (11, 1)"),
+        (4, "INSERT INTO t VALUES (10, 2)"), // fails: the key exists (in the first commit)
+        (5, "UPDATE t SET v = v + 100 WHERE id = 1"),
+        (6, "INSERT INTO t VALUES (12, 3)"),
+    ] {
+        let db = db.clone();
+        queued.push((
+            conn,
+            tokio::spawn(async move { db.exec(conn, sql.into(), Vec::new(), deadline).await }),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = frames(first);
+    assert_eq!(
+        a.apply(3, std::slice::from_ref(&first)).await,
+        [Applied::Done]
+    );
+    let mut lead = None;
+    let mut joined = Vec::new();
+    for (conn, task) in queued {
+        match task.await.unwrap() {
+            Ok(e) => match e.commit {
+                Some(Commit::Lead(c)) => {
+                    assert_eq!(conn, 3, "the oldest successful statement leads");
+                    assert_eq!(e.last_insert_id, 11);
+                    lead = Some(c);
+                }
+                Some(Commit::Join(rx)) => {
+                    if conn == 6 {
+                        assert_eq!(e.last_insert_id, 12);
+                    }
+                    if conn == 5 {
+                        assert_eq!(e.rows_affected, 1);
+                    }
+                    joined.push((conn, rx));
+                }
+                None => panic!("conn {conn}: no commit"),
+            },
+            Err(f) => {
+                assert_eq!(conn, 4, "{f}");
+                assert_eq!(f.code & 0xff, 19, "constraint: {f}");
+            }
+        }
+    }
+    let mut lead = lead.expect("a lead");
+    assert_eq!(lead.group.len(), 2);
+    assert_eq!(joined.len(), 2);
+    // The proposer tells the group; the entry applies on both nodes.
+    for tx in std::mem::take(&mut lead.group) {
+        tx.send(Ok(())).unwrap();
+    }
+    for (_, rx) in joined {
+        rx.await.unwrap().unwrap();
+    }
+    let entry = frames(lead);
+    assert_eq!(b.apply(3, &[first]).await, [Applied::Done]);
+    assert_eq!(
+        a.apply(4, std::slice::from_ref(&entry)).await,
+        [Applied::Done]
+    );
+    assert_eq!(b.apply(4, &[entry]).await, [Applied::Done]);
+    for n in [&a, &b] {
+        assert_eq!(
+            n.rows(1, "SELECT id, v FROM t ORDER BY id").await,
+            [
+                [Value::Integer(1), Value::Integer(100)],
+                [Value::Integer(10), Value::Integer(0)],
+                [Value::Integer(11), Value::Integer(1)],
+                [Value::Integer(12), Value::Integer(3)],
+            ]
+        );
+    }
+}
+
+/// Group commit: a statement whose conflict resolution rolls back the whole transaction
+/// fails alone and the rest of its group commits; a connection that set a pragma runs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_survives_a_statement_that_rolls_back_and_skips_connection_local_state() {
+    let (mut a, _b) = two_nodes().await;
+    for conn in 2..=5 {
+        a.connect(conn).await;
+    }
+    let ddl = a
+        .exec(1, "CREATE TABLE u(k TEXT UNIQUE ON CONFLICT ROLLBACK)")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.apply(3, &[frames(ddl)]).await, [Applied::Done]);
+    let seed = a
+        .exec(1, "INSERT INTO u VALUES ('x')")
+        .await
+        .unwrap()
+        .unwrap();
+    a.exec(5, "PRAGMA recursive_triggers = ON").await.unwrap();
+    let db = a.db();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut queued = Vec::new();
+    for (conn, sql) in [
+        (2, "INSERT INTO u VALUES ('a')"),
+        (3, "INSERT INTO u VALUES ('x')"), // ON CONFLICT ROLLBACK: rolls back the group
+        (4, "INSERT INTO u VALUES ('b')"),
+        (5, "INSERT INTO u VALUES ('c')"), // set a pragma: alone
+    ] {
+        let db = db.clone();
+        queued.push((
+            conn,
+            tokio::spawn(async move { db.exec(conn, sql.into(), Vec::new(), deadline).await }),
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.apply(4, &[frames(seed)]).await, [Applied::Done]);
+    let mut results = Vec::new();
+    for (conn, task) in queued.drain(..3) {
+        results.push((conn, task.await.unwrap()));
+    }
+    let lead = match &mut results[0] {
+        (2, Ok(e)) => match e.commit.take() {
+            Some(Commit::Lead(c)) => c,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{:?}", other.0),
+    };
+    assert!(
+        matches!(&results[1], (3, Err(f)) if f.code & 0xff == 19),
+        "{:?}",
+        results[1].1
+    );
+    assert!(matches!(&results[2], (4, Ok(e)) if matches!(e.commit, Some(Commit::Join(_)))));
+    assert_eq!(lead.group.len(), 1);
+    let mut lead = lead;
+    for tx in std::mem::take(&mut lead.group) {
+        tx.send(Ok(())).unwrap();
+    }
+    assert_eq!(a.apply(5, &[frames(lead)]).await, [Applied::Done]);
+    // Connection 5 ran alone, after the group.
+    let (conn, alone) = queued.pop().unwrap();
+    assert_eq!(conn, 5);
+    let alone = match alone.await.unwrap().unwrap().commit {
+        Some(Commit::Lead(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert!(alone.group.is_empty());
+    assert_eq!(a.apply(6, &[frames(alone)]).await, [Applied::Done]);
+    assert_eq!(
+        a.rows(1, "SELECT k FROM u ORDER BY k").await,
+        [
+            [Value::Text("a".into())],
+            [Value::Text("b".into())],
+            [Value::Text("c".into())],
+            [Value::Text("x".into())],
+        ]
     );
 }

@@ -10,6 +10,8 @@
 //! Writers are queued instead of failing with SQLITE_BUSY: a job whose statement hits the
 //! write lock (held by a pending commit or another connection's open transaction) is parked
 //! and retried whenever something that may release the lock happened, until its deadline.
+//! Autocommit writes that queued behind a commit in flight run together as one transaction
+//! when it is applied, and share one Raft entry ([`group`]).
 //!
 //! A worker never waits on a client socket either. Query results go to the gateway through a
 //! small bounded channel; when it is full (the client reads slowly or not at all) the query
@@ -29,8 +31,12 @@ use dqlite_wire::{RowsEncoder, RowsEnd, Value};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
-use super::statement::{TxEnd, first_statement_end, is_blank, transaction_end};
+use super::statement::{
+    TxEnd, first_statement_end, is_blank, touches_connection_state, transaction_end,
+};
 use super::values::{ColumnKind, to_sql_value, to_wire_value};
+mod group;
+
 use crate::error::SqlFailure;
 
 /// A gateway connection's id on a worker.
@@ -62,6 +68,8 @@ pub struct Capture {
     /// Says how the pending commit was settled by something other than its own proposal
     /// (closed without a value if it was aborted or the worker stopped).
     pub settled: oneshot::Receiver<Settled>,
+    /// The other statements of a group commit, told its outcome by the proposer.
+    pub group: Vec<oneshot::Sender<Result<(), SqlFailure>>>,
 }
 
 /// How a pending commit left the database.
@@ -103,6 +111,17 @@ pub struct Image {
     pub last_frames: Option<u64>,
 }
 
+/// The commit a statement's outcome waits for.
+#[derive(Debug)]
+pub enum Commit {
+    /// The statement made this commit (alone, or leading a group): its caller proposes it
+    /// and tells the rest of the group ([`Capture::group`]) how it ended.
+    Lead(Capture),
+    /// The statement ran in a group commit another statement leads: the outcome of that
+    /// commit, from its proposer (closed without a value: unknown).
+    Join(oneshot::Receiver<Result<(), SqlFailure>>),
+}
+
 /// Result of executing one statement.
 #[derive(Debug)]
 pub struct Executed {
@@ -110,8 +129,9 @@ pub struct Executed {
     pub last_insert_id: i64,
     /// `sqlite3_changes`.
     pub rows_affected: u64,
-    /// The commit to replicate, if the statement committed a write transaction.
-    pub commit: Option<Capture>,
+    /// The commit to replicate (or wait for), if the statement wrote in autocommit mode or
+    /// committed a transaction.
+    pub commit: Option<Commit>,
     /// Parameters the statement consumed.
     pub params_used: usize,
     /// Bytes of the SQL text the statement used (for multi-statement texts).
@@ -311,6 +331,11 @@ struct Worker {
     /// The log index of the last Frames entry applied (0: none yet; `None`: unknown, after
     /// restoring a snapshot that did not record it). A commit captured now is based on it.
     last_frames: Option<u64>,
+    /// Connections that changed state a group commit would not carry (a PRAGMA, a
+    /// temporary object, an attached database): their statements always run alone.
+    local_state: HashSet<ConnId>,
+    /// The connection group commits run on, made when first needed.
+    group_conn: Option<Rc<Connection>>,
     /// Connections whose open transaction the node rolled back (leadership moved, another
     /// leader's commit needed the write lock, a snapshot was installed): every statement
     /// they send is refused with 10506 until the client ends that transaction with ROLLBACK
@@ -347,6 +372,8 @@ impl Worker {
             pending: None,
             last_frames: Some(0),
             lost: HashSet::new(),
+            local_state: HashSet::new(),
+            group_conn: None,
         }
     }
 
@@ -425,8 +452,34 @@ impl Worker {
         r
     }
 
-    /// Retries parked jobs in order; expired ones get SQLITE_BUSY.
+    /// Retries parked jobs in order; expired ones get SQLITE_BUSY. While a commit is pending
+    /// the write lock is taken for sure: only the expired jobs are answered. Once it is free,
+    /// the autocommit writes at the head of the queue run as one group commit (see
+    /// [`group`]); the rest are tried one by one.
     fn retry_parked(&mut self) {
+        let now = Instant::now();
+        if self
+            .parked
+            .iter()
+            .any(|j| job_deadline(j).is_some_and(|d| d <= now))
+        {
+            let (expired, kept) = std::mem::take(&mut self.parked)
+                .into_iter()
+                .partition(|j| job_deadline(j).is_some_and(|d| d <= now));
+            self.parked = kept;
+            expired.into_iter().for_each(expire);
+        }
+        if self.db.has_pending() {
+            return;
+        }
+        let n = self.parked.iter().take_while(|j| self.groupable(j)).count();
+        if n >= 2 {
+            let jobs: Vec<Job> = self.parked.drain(..n).collect();
+            self.run_group(jobs);
+            if self.db.has_pending() {
+                return;
+            }
+        }
         let n = self.parked.len();
         for _ in 0..n {
             let Some(job) = self.parked.pop_front() else {
@@ -458,6 +511,7 @@ impl Worker {
             }
             Job::Disconnect { conn } => {
                 self.lost.remove(&conn);
+                self.local_state.remove(&conn);
                 if let Some(c) = self.conns.remove(&conn)
                     && !c.is_autocommit()
                 {
@@ -633,6 +687,7 @@ impl Worker {
             frames,
             base: self.last_frames,
             settled,
+            group: Vec::new(),
         })
     }
 
@@ -666,6 +721,9 @@ impl Worker {
         };
         if let Some(r) = self.refuse_lost(conn, first) {
             return r.map(|()| nothing_done());
+        }
+        if touches_connection_state(first) {
+            self.local_state.insert(conn);
         }
         if is_blank(first) {
             return Ok(Executed {
@@ -703,7 +761,7 @@ impl Worker {
             Ok(false) => Ok(Executed {
                 last_insert_id: c.last_insert_rowid(),
                 rows_affected: c.changes(),
-                commit: self.capture(conn, c),
+                commit: self.capture(conn, c).map(Commit::Lead),
                 params_used: used,
                 consumed: end,
             }),
@@ -720,6 +778,9 @@ impl Worker {
     ) -> Result<(), SqlFailure> {
         let c = self.conn(conn)?;
         let c = &*c;
+        if touches_connection_state(sql) {
+            self.local_state.insert(conn);
+        }
         if let Some(r) = self.refuse_lost(conn, sql) {
             // ROLLBACK as a query: an empty result.
             r?;
@@ -775,12 +836,18 @@ impl Worker {
                 let batch = enc
                     .finish(RowsEnd::Part)
                     .map_err(|e| SqlFailure::new(1, e.to_string()))?;
-                match self.send_query_msg(out, QueryMsg::Batch(batch)) {
-                    Ok(()) => {}
-                    // The client went away: stop stepping.
-                    Err(Stop::Gone) => return Ok(()),
-                    // The gateway sees the channel close after the batches sent so far.
-                    Err(Stop::Cancelled) => return Ok(()),
+                if self.send_query_msg(out, QueryMsg::Batch(batch)).is_err() {
+                    // The client went away or interrupted the query, or a restore cancelled
+                    // it (the gateway sees the channel close after the batches sent so far):
+                    // stop stepping. A write the statement made (`… RETURNING`) commits
+                    // when the statement is reset; nobody will propose it, so it is
+                    // discarded rather than left holding the write lock.
+                    drop(rows);
+                    drop(stmt);
+                    if c.poll().is_some() {
+                        self.db.abort();
+                    }
+                    return Ok(());
                 }
                 enc = new_encoder()?;
             }

@@ -180,7 +180,8 @@ pub fn check(ops: &[Op<Call, Ret>], opts: &CheckOptions) -> Report {
     // Lost acknowledged inserts.
     let mut lost = 0;
     match final_read {
-        None => problems.push("no final read".to_string()),
+        // Lost writes cannot be told without it: undecided (the recovery verdict says why).
+        None => {}
         Some((fr, vals)) => {
             for (v, i) in &inserts {
                 if i.outcome.ok().is_some() && !vals.contains(v) {
@@ -239,7 +240,15 @@ pub fn check(ops: &[Op<Call, Ret>], opts: &CheckOptions) -> Report {
         .values()
         .filter(|i| i.outcome.ok().is_some())
         .count();
-    let (verdict, summary) = if problems.is_empty() {
+    let (verdict, summary) = if problems.is_empty() && final_read.is_none() {
+        (
+            Verdict::Undecided,
+            format!(
+                "{} reads consistent, but no final read to check for lost inserts (the cluster did not recover)",
+                reads.len()
+            ),
+        )
+    } else if problems.is_empty() {
         (
             Verdict::Pass,
             format!(

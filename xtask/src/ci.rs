@@ -49,6 +49,11 @@ pub fn run_ci(args: &[String]) -> Result<(), String> {
     if asan_wanted {
         asan(&[])?;
     }
+
+    // A short chaos pass (namespaces, real nodes, faults; see `chaos::ci_pass`).
+    if !args.iter().any(|a| a == "--no-chaos") {
+        crate::chaos::ci_pass::run_ci_pass(crate::chaos::ci_pass::seed_from(&[]))?;
+    }
     eprintln!("xtask ci: all green");
     Ok(())
 }

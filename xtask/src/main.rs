@@ -6,7 +6,9 @@
 //! - `asan`: the `dqlite-vfs` tests under AddressSanitizer (nightly).
 //! - `bench [CRATE...]`: the criterion benchmarks of the named crates (all by default).
 //! - `cluster start|status|stop|kill|restart`: a local cluster of `dqlite-node` processes.
+//! - `chaos --workload W --nemesis N ...`: fault testing of a cluster in network namespaces.
 
+mod chaos;
 mod ci;
 mod cluster;
 mod cmd;
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
         "package" => ci::run_package(rest),
         "bench" => ci::bench(rest),
         "cluster" => cluster::run_cluster(rest),
+        "chaos" => chaos::run_chaos(rest),
+        "chaos-ci" => chaos::ci_pass::run_ci_pass(chaos::ci_pass::seed_from(rest)),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -48,7 +52,8 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <task> [args]
 tasks:
-  ci [--no-package] [--no-asan]  fmt, clippy, tests, docs, packaging (what CI runs)
+  ci [--no-package] [--no-asan] [--no-chaos]
+                                 fmt, clippy, tests, chaos pass, docs, packaging (what CI runs)
   fuzz [--seconds N] [TARGET..]  run each cargo-fuzz target for N seconds (default 60)
   package                        package and verify the publishable crates (a CI step)
   asan                           dqlite-vfs tests under AddressSanitizer (nightly)
@@ -61,4 +66,10 @@ tasks:
   cluster kill|restart (--node N | --address HOST:PORT) [--dir DIR] [--signal SIG]
                                  kill: SIGKILL by recorded pid (--signal STOP pauses the
                                  node, CONT resumes it, TERM stops it gracefully);
-                                 restart: SIGTERM, then start it again; stop: SIGTERM all";
+                                 restart: SIGTERM, then start it again; stop: SIGTERM all
+
+  chaos --workload register|bank|set|append|all
+        --nemesis partition|kill|pause|link|membership|disk|lease|all|none
+        [--duration S] [--seed N] [--nodes 3|5] [--read-lease] [--leader-local-reads] ...
+                                 fault testing in network namespaces (`chaos --help`)
+  chaos-ci [--seed N]            the short chaos matrix `ci` runs, alone";

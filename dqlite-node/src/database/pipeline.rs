@@ -86,6 +86,19 @@ async fn propose(
         base,
         frames,
     };
+    if cfg!(feature = "unsafe-ack-before-commit") {
+        // TEST ONLY (see the feature in Cargo.toml): success before the commit is known; the
+        // proposal goes on in the background and aborts the capture if it fails.
+        let raft = shared.raft.raft().clone();
+        let db = db.clone();
+        drop(settled);
+        tokio::spawn(async move {
+            if raft.client_write(cmd.encode()).await.is_err() {
+                db.abort(conn);
+            }
+        });
+        return Ok(());
+    }
     let propose = shared.raft.propose(cmd.encode());
     let deadline = tokio::time::sleep(shared.options.commit_timeout);
     let mut settled = Some(settled);

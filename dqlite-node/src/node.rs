@@ -615,6 +615,25 @@ pub enum NodeRole {
 }
 
 impl Node {
+    /// Resolves if Raft stops on its own with an error (a storage failure: a full disk, a
+    /// failed fsync), with that error; never while Raft runs. Such a node can serve nothing
+    /// any more (it refuses every request): stop it and start it again once the cause is
+    /// gone, so that it recovers from its log. The `dqlite-node` binary exits with status 1.
+    pub async fn failed(&self) -> String {
+        let Some(shared) = &self.shared else {
+            return std::future::pending().await;
+        };
+        let mut rx = shared.raft.metrics();
+        loop {
+            if let Err(e) = &rx.borrow_and_update().running_state {
+                return e.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "raft stopped".to_string();
+            }
+        }
+    }
+
     /// A builder (see [`NodeBuilder::new`]).
     pub fn builder(id: u64, address: impl Into<String>, dir: impl Into<PathBuf>) -> NodeBuilder {
         NodeBuilder::new(id, address, dir)

@@ -6,7 +6,8 @@
 //! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM; a voter hands its role over and a
 //! leader hands leadership over first) or a successful `recover`, 1 if the node failed to
 //! start (address in use, data directory locked by another process or belonging to another
-//! node, unreadable TLS files) or stopped with an error, 2 for invalid arguments.
+//! node, unreadable TLS files) or stopped with an error (Raft stopped on a storage failure such
+//! as a full disk: restart it once the cause is gone), 2 for invalid arguments.
 
 mod config;
 
@@ -179,7 +180,15 @@ async fn run(settings: Settings) -> ExitCode {
             node.local_addr()
         ),
     }
-    wait_for_signal().await;
+    tokio::select! {
+        () = wait_for_signal() => {}
+        error = node.failed() => {
+            // Fail-stop: whatever supervises the process restarts it, and the node recovers
+            // from its log (a full disk, a failed fsync leave Raft stopped for good).
+            tracing::error!(%error, "raft stopped: exiting");
+            return ExitCode::from(1);
+        }
+    }
     tracing::info!("shutting down");
     match node.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,

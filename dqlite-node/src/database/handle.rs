@@ -93,13 +93,15 @@ impl DatabaseHandle {
         .ok_or_else(stopped)?
     }
 
-    /// Runs a query; its ROWS batches arrive on the returned stream.
+    /// Runs a query; its ROWS batches arrive on the returned stream. With `whole`, `sql`
+    /// must be exactly one statement (QUERY_SQL), else the query fails as PREPARE would.
     pub fn query(
         &self,
         conn: ConnId,
         sql: String,
         params: Vec<Value>,
         deadline: Instant,
+        whole: bool,
     ) -> QueryStream {
         let (out, rx) = mpsc::channel(2);
         self.worker.send(Job::Query {
@@ -108,6 +110,7 @@ impl DatabaseHandle {
             params,
             deadline,
             budget: None,
+            whole,
             out,
         });
         QueryStream {

@@ -10,7 +10,7 @@ use super::{failure, write_response};
 use crate::database::DatabaseHandle;
 use crate::database::pipeline;
 use crate::database::statement::is_blank;
-use crate::database::worker::{Prepared, QueryMsg};
+use crate::database::worker::QueryMsg;
 use crate::error::{SqlFailure, code};
 
 /// SQLite's "unable to open database file", for an OPEN over the node's database limit.
@@ -145,12 +145,13 @@ impl Session {
             .database(u64::from(db_id))
             .and_then(|db| Ok((db, self.stmt(stmt_id)?.sql.clone())));
         match r {
-            Ok((db, sql)) => self.query(reader, wr, db, sql, params).await,
+            Ok((db, sql)) => self.query(reader, wr, db, sql, params, false).await,
             Err(f) => write_response(wr, &failure(f)).await,
         }
     }
 
-    /// QUERY_SQL: exactly one statement.
+    /// QUERY_SQL: exactly one statement (the worker checks, in the same round trip as the
+    /// query itself).
     pub async fn query_sql<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
         reader: &mut Reader<R>,
@@ -159,17 +160,8 @@ impl Session {
         sql: String,
         params: Params,
     ) -> std::io::Result<()> {
-        let prepared = async {
-            let db = self.database(db_id)?;
-            self.check_leader().await?;
-            let p: Prepared = db.prepare(self.conn, sql).await?;
-            if p.has_tail {
-                return Err(SqlFailure::error("nonempty statement tail"));
-            }
-            Ok((db, p.sql))
-        };
-        match prepared.await {
-            Ok((db, sql)) => self.query(reader, wr, db, sql, params).await,
+        match self.database(db_id) {
+            Ok(db) => self.query(reader, wr, db, sql, params, true).await,
             Err(f) => write_response(wr, &failure(f)).await,
         }
     }
@@ -186,6 +178,7 @@ impl Session {
         db: DatabaseHandle,
         sql: String,
         params: Params,
+        whole: bool,
     ) -> std::io::Result<()> {
         if let Err(f) = self.check_leader().await {
             return write_response(wr, &failure(f)).await;
@@ -200,7 +193,7 @@ impl Session {
             return write_response(wr, &failure(f)).await;
         }
         let deadline = std::time::Instant::now() + self.shared.options.write_wait;
-        let mut rows = db.query(self.conn, sql, params.values().to_vec(), deadline);
+        let mut rows = db.query(self.conn, sql, params.values().to_vec(), deadline, whole);
         loop {
             let msg = tokio::select! {
                 msg = rows.next() => msg,

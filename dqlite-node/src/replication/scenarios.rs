@@ -78,7 +78,9 @@ impl SimNode {
 
     async fn rows(&self, conn: ConnId, sql: &str) -> Vec<Vec<Value>> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut q = self.db().query(conn, sql.to_string(), Vec::new(), deadline);
+        let mut q = self
+            .db()
+            .query(conn, sql.to_string(), Vec::new(), deadline, true);
         let mut rows = Vec::new();
         loop {
             match q.next().await.unwrap() {

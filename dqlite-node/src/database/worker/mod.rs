@@ -208,6 +208,8 @@ pub enum Job {
         deadline: Instant,
         /// Batch byte budget (C: 4096 with the header).
         budget: Option<usize>,
+        /// `sql` must be exactly one statement (QUERY_SQL): a tail fails the query.
+        whole: bool,
         /// Where batches go (bounded: backpressure from the client socket).
         out: tokio::sync::mpsc::Sender<QueryMsg>,
     },
@@ -557,8 +559,9 @@ impl Worker {
                 params,
                 deadline,
                 budget,
+                whole,
                 out,
-            } => match self.query(conn, &sql, &params, budget, &out) {
+            } => match self.query(conn, &sql, &params, budget, whole, &out) {
                 Err(e) if e.is_busy() && self.lock_may_free(conn) => {
                     return Tried::Busy(Job::Query {
                         conn,
@@ -566,6 +569,7 @@ impl Worker {
                         params,
                         deadline,
                         budget,
+                        whole,
                         out,
                     });
                 }
@@ -633,6 +637,21 @@ impl Worker {
             Ok(_) => true,
             Err(e) => !e.to_string().contains("incomplete input"),
         })
+    }
+
+    /// The one statement of `sql` (QUERY_SQL wants exactly one): the errors PREPARE would
+    /// give for an empty text, a first statement that does not compile, or a tail.
+    fn only_statement<'a>(c: &Connection, sql: &'a str) -> Result<&'a str, SqlFailure> {
+        if is_blank(sql) {
+            return Err(SqlFailure::new(0, "empty statement"));
+        }
+        let end = Self::split(c, sql);
+        if !is_blank(&sql[end..]) {
+            c.prepare_cached(&sql[..end])
+                .map_err(|e| SqlFailure::from_sqlite(c, &e))?;
+            return Err(SqlFailure::error("nonempty statement tail"));
+        }
+        Ok(&sql[..end])
     }
 
     fn prepare(&self, conn: ConnId, sql: &str) -> Result<Prepared, SqlFailure> {
@@ -774,10 +793,16 @@ impl Worker {
         sql: &str,
         params: &[Value],
         budget: Option<usize>,
+        whole: bool,
         out: &tokio::sync::mpsc::Sender<QueryMsg>,
     ) -> Result<(), SqlFailure> {
         let c = self.conn(conn)?;
         let c = &*c;
+        let sql = if whole {
+            Self::only_statement(c, sql)?
+        } else {
+            sql
+        };
         if touches_connection_state(sql) {
             self.local_state.insert(conn);
         }

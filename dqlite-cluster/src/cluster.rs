@@ -162,7 +162,49 @@ impl Cluster {
         for n in self.nodes.iter_mut().skip(1) {
             n.wait_ready(t)?;
         }
+        if self.backend == Backend::Rs {
+            self.wait_formed(t)?;
+        }
         Ok(())
+    }
+
+    /// Waits until the leader lists every node and the joiners have their roles: all voters
+    /// up to three (the role manager's default, or each joiner's own ASSIGN without it), no
+    /// spare among the first six. A node that only listens may still be a spare.
+    fn wait_formed(&self, timeout: Duration) -> Result<(), Error> {
+        let n = self.nodes.len();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let seen = self
+                .nodes
+                .iter()
+                .find_map(|node| crate::net::leader(node.address(), Duration::from_secs(2)).ok()?)
+                .ok_or_else(|| Error::new("no leader known"))
+                .and_then(|(_, leader)| crate::net::members(&leader, Duration::from_secs(2)));
+            let last = match seen {
+                Ok(m) => {
+                    let voters = m
+                        .iter()
+                        .filter(|x| x.role == dqlite_wire::Role::Voter)
+                        .count();
+                    let spares = m
+                        .iter()
+                        .filter(|x| x.role == dqlite_wire::Role::Spare)
+                        .count();
+                    if m.len() == n && voters >= n.min(3) && (n > 6 || spares == 0) {
+                        return Ok(());
+                    }
+                    format!("{} members, {voters} voters, {spares} spares", m.len())
+                }
+                Err(e) => e.to_string(),
+            };
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::new(format!(
+                    "the cluster did not form within {timeout:?}: {last}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The spec of node `index + 1` of this cluster, joining `join`.

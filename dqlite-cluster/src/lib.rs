@@ -35,7 +35,7 @@ mod turn;
 pub use binary::{demo_binary, node_binary};
 pub use cluster::{Cluster, ClusterOptions, http_address};
 pub use error::Error;
-pub use net::{addresses, free_port, leader, port_open};
+pub use net::{addresses, free_port, leader, members, port_open};
 pub use nix::sys::signal::Signal;
 pub use node::{Backend, Node, NodeSpec, parse_signal};
 pub use turn::Turn;

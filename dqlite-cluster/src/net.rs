@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use dqlite_wire::{Framer, ProtocolVersion, Request, Response, ResponseContext};
+use dqlite_wire::{Framer, NodeInfo, ProtocolVersion, Request, Response, ResponseContext};
 
 use crate::error::Error;
 
@@ -49,9 +49,9 @@ pub fn port_open(address: &str) -> bool {
         .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok())
 }
 
-/// Asks the node at `address` who leads, with a LEADER request: `Some((id, address))`, or
-/// `None` when it knows no leader. Every step is bounded by `timeout`.
-pub fn leader(address: &str, timeout: Duration) -> Result<Option<(u64, String)>, Error> {
+/// Sends one request to the node at `address` and returns its answer. Every step is
+/// bounded by `timeout`.
+fn ask(address: &str, request: &Request, timeout: Duration) -> Result<Response, Error> {
     let fail =
         |what: &str, e: &dyn std::fmt::Display| Error::new(format!("{address}: {what}: {e}"));
     let mut s = TcpStream::connect_timeout(&socket_addr(address)?, timeout)
@@ -59,7 +59,6 @@ pub fn leader(address: &str, timeout: Duration) -> Result<Option<(u64, String)>,
     s.set_read_timeout(Some(timeout))
         .and_then(|()| s.set_write_timeout(Some(timeout)))
         .map_err(|e| fail("socket", &e))?;
-    let request = Request::Leader;
     let mut bytes = ProtocolVersion::V1.to_bytes().to_vec();
     bytes.extend_from_slice(&request.to_bytes().map_err(|e| fail("encode", &e))?);
     s.write_all(&bytes).map_err(|e| fail("send", &e))?;
@@ -79,12 +78,29 @@ pub fn leader(address: &str, timeout: Duration) -> Result<Option<(u64, String)>,
         }
         framer.push(&buf[..n]);
     };
-    match frame
-        .decode_response(&ResponseContext::for_request(&request))
-        .map_err(|e| fail("decode", &e))?
-    {
+    frame
+        .decode_response(&ResponseContext::for_request(request))
+        .map_err(|e| fail("decode", &e))
+}
+
+/// Asks the node at `address` who leads, with a LEADER request: `Some((id, address))`, or
+/// `None` when it knows no leader. Every step is bounded by `timeout`.
+pub fn leader(address: &str, timeout: Duration) -> Result<Option<(u64, String)>, Error> {
+    match ask(address, &Request::Leader, timeout)? {
         Response::Server { address, .. } if address.is_empty() => Ok(None),
         Response::Server { node_id, address } => Ok(Some((node_id, address))),
-        other => Err(fail("LEADER", &format!("unexpected answer {other:?}"))),
+        other => Err(Error::new(format!(
+            "{address}: LEADER: unexpected answer {other:?}"
+        ))),
+    }
+}
+
+/// The members the node at `address` knows, with their roles (CLUSTER, format 1).
+pub fn members(address: &str, timeout: Duration) -> Result<Vec<NodeInfo>, Error> {
+    match ask(address, &Request::Cluster { format: 1 }, timeout)? {
+        Response::Servers { servers } => Ok(servers),
+        other => Err(Error::new(format!(
+            "{address}: CLUSTER: unexpected answer {other:?}"
+        ))),
     }
 }

@@ -26,8 +26,9 @@ pub(crate) enum ConnectionKind {
 /// math functions (`floor`, `sqrt`, `pow`, `ln`, … as Debian's SQLite under C dqlite has them,
 /// whatever the build of the bundled SQLite), and
 /// an authorizer that refuses changing `journal_mode`, `page_size`, `synchronous`,
-/// `wal_autocheckpoint`, `locking_mode`, `journal_size_limit`, running `wal_checkpoint`
-/// (checkpoints belong to [`Database::checkpoint`]) and attaching files.
+/// `wal_autocheckpoint`, `journal_size_limit`, any use of `wal_checkpoint` (checkpoints
+/// belong to [`Database::checkpoint`]), `locking_mode` and `read_uncommitted` (as C dqlite's
+/// deny list), and attaching files.
 ///
 /// Dereferences to [`rusqlite::Connection`] for executing SQL (and
 /// [`rusqlite::Connection::handle`] for raw access). It is `!Send`: it lives on the thread
@@ -185,11 +186,10 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "page_size",
     "synchronous",
     "wal_autocheckpoint",
-    "locking_mode",
     "journal_size_limit",
 ];
-/// Pragmas refused entirely.
-const DENIED_PRAGMAS: &[&str] = &["wal_checkpoint"];
+/// Pragmas refused entirely (read or set), as in C dqlite's deny list.
+const DENIED_PRAGMAS: &[&str] = &["wal_checkpoint", "locking_mode", "read_uncommitted"];
 
 /// # Safety
 /// Called by SQLite with NULL or NUL-terminated strings.

@@ -293,6 +293,9 @@ fn configuration_is_locked() {
         "PRAGMA wal_autocheckpoint=10",
         "PRAGMA wal_checkpoint(TRUNCATE)",
         "PRAGMA locking_mode=EXCLUSIVE",
+        "PRAGMA locking_mode",
+        "PRAGMA read_uncommitted=1",
+        "PRAGMA read_uncommitted",
         "ATTACH 'other' AS o",
     ] {
         assert!(w.execute_batch(sql).is_err(), "{sql} must be refused");

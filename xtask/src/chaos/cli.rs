@@ -16,7 +16,8 @@ pub const USAGE: &str = "usage: cargo xtask chaos --workload register|bank|set|a
   --duration S        seconds of load under faults (default 60); healing and checks follow
   --seed N            seed of the fault schedule and the operations (default: random, printed)
   --nodes 3|5         voters at the start (default 3)
-  --read-lease        nodes run with --read-lease (implied by --nemesis lease)
+  --read-lease        nodes use the read lease, their default (implied by --nemesis lease);
+                      without it they run with --read-lease=false (every read asks a quorum)
   --leader-local-reads  nodes serve reads without a read-index round; reads are then
                       checked against a staleness bound (--stale-bound-ms, default 1000:
                       the node documents up to an election timeout, 400-800 ms)

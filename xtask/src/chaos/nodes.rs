@@ -148,9 +148,13 @@ impl Nodes {
         if !join.is_empty() {
             cmd.args(["--join", &join.join(",")]);
         }
-        if self.opts.read_lease {
-            cmd.arg("--read-lease");
-        }
+        // The nodes' default is the read lease; without `--read-lease` the run checks the
+        // strict mode, every read asking a quorum.
+        cmd.arg(if self.opts.read_lease {
+            "--read-lease=true"
+        } else {
+            "--read-lease=false"
+        });
         if self.opts.leader_local_reads {
             cmd.arg("--leader-local-reads");
         }

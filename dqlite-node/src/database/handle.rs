@@ -116,6 +116,7 @@ impl DatabaseHandle {
         QueryStream {
             rx,
             worker: self.worker.clone(),
+            conn,
         }
     }
 
@@ -172,10 +173,26 @@ impl DatabaseHandle {
     }
 }
 
-/// The ROWS batches of one query, in order.
+/// The ROWS batches of one query, in order. Dropped before its last message (the client
+/// interrupted the query or went away), it discards a commit the query made: nobody will
+/// propose it.
 pub(crate) struct QueryStream {
     rx: mpsc::Receiver<QueryMsg>,
     worker: WorkerHandle,
+    conn: ConnId,
+}
+
+impl Drop for QueryStream {
+    fn drop(&mut self) {
+        // From now on the worker's sends fail, and it discards the commit itself; one it
+        // queued already is discarded here.
+        self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            if let QueryMsg::Done(_, Some(_)) = msg {
+                self.worker.send(Job::Abort { conn: self.conn });
+            }
+        }
+    }
 }
 
 impl QueryStream {

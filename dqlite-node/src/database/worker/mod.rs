@@ -434,6 +434,14 @@ impl Worker {
             }
             match self.rx.recv_timeout(self.next_deadline().min(NESTED_POLL)) {
                 Ok(Job::Wake) => {}
+                Ok(job) if out.is_closed() => {
+                    // The gateway dropped this query (INTERRUPT, or the client went away)
+                    // before the job was sent: the job may be that connection's next request,
+                    // which must not run inside the abandoned statement's transaction (it
+                    // would see the statement's uncommitted writes). Stop first.
+                    self.deferred.push_back(job);
+                    break Err(Stop::Gone);
+                }
                 Ok(job @ (Job::Restore { .. } | Job::Checkpoint)) => {
                     // Neither may run under an open statement; a restore must not wait for
                     // a client that may never read, so the suspended queries give up.

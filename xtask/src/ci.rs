@@ -36,6 +36,8 @@ pub fn run_ci(args: &[String]) -> Result<(), String> {
     let mut doctest = cargo();
     doctest.args(["test", "--workspace", "--doc"]);
     run(doctest)?;
+    // A few-second smoke run of the side-by-side bench (debug builds: it checks the harness).
+    crate::bench::run_bench(&["--quick".into(), "--debug".into()])?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps"])

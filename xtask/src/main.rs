@@ -4,10 +4,11 @@
 //! - `fuzz [--seconds N] [TARGET...]`: a bounded smoke run of the cargo-fuzz targets.
 //! - `package`: `cargo package` of every publishable crate, verified against the others.
 //! - `asan`: the `dqlite-vfs` tests under AddressSanitizer (nightly).
-//! - `bench [CRATE...]`: the criterion benchmarks of the named crates (all by default).
+//! - `bench`: C dqlite 1.11 and dqlite-rs clusters side by side (`bench CRATE..`: criterion).
 //! - `cluster start|status|stop|kill|restart`: a local cluster of `dqlite-node` processes.
 //! - `chaos --workload W --nemesis N ...`: fault testing of a cluster in network namespaces.
 
+mod bench;
 mod chaos;
 mod ci;
 mod cluster;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run_fuzz(rest),
         "asan" => ci::asan(rest),
         "package" => ci::run_package(rest),
-        "bench" => ci::bench(rest),
+        "bench" => bench::run_bench(rest),
         "cluster" => cluster::run_cluster(rest),
         "chaos" => chaos::run_chaos(rest),
         "chaos-ci" => chaos::ci_pass::run_ci_pass(chaos::ci_pass::seed_from(rest)),
@@ -57,7 +58,8 @@ tasks:
   fuzz [--seconds N] [TARGET..]  run each cargo-fuzz target for N seconds (default 60)
   package                        package and verify the publishable crates (a CI step)
   asan                           dqlite-vfs tests under AddressSanitizer (nightly)
-  bench [CRATE..]                criterion benchmarks (e.g. `bench wire vfs`)
+  bench [--quick] [--secs S] ...  C dqlite 1.11 vs dqlite-rs, side by side (`bench --help`)
+  bench CRATE.. | --criterion    criterion benchmarks (e.g. `bench wire vfs`)
   cluster start [--nodes 3] [--base-port 9001] [--dir DIR] [--release]
                                  build and start dqlite-node processes on 127.0.0.1 in the
                                  background (logs and data in DIR, default target/cluster);

@@ -155,6 +155,8 @@ fn node_binary(debug: bool) -> Result<PathBuf, String> {
         "--quiet",
         "-p",
         "dqlite-node",
+        "--features",
+        "cli",
         "--bin",
         "dqlite-node",
     ]);

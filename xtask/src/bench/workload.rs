@@ -288,10 +288,11 @@ pub async fn database_size(db: &mut dqlite_client::Database) -> Result<u64, Stri
     Ok(one(db, "PRAGMA page_count").await? * one(db, "PRAGMA page_size").await?)
 }
 
-/// A writer that runs until told to stop, recording when each write was acknowledged.
+/// A writer that runs until told to stop, recording when each write was sent and when it was
+/// acknowledged.
 pub struct Writer {
     stop: Arc<AtomicBool>,
-    acks: Arc<Mutex<Vec<Instant>>>,
+    acks: Arc<Mutex<Vec<(Instant, Instant)>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -322,11 +323,12 @@ impl Writer {
                 };
                 let k = random_text(&mut rng, 32);
                 let v = random_text(&mut rng, 1024);
+                let sent = Instant::now();
                 match d.exec(WRITE, params![k.as_str(), v.as_str()]).await {
                     Ok(_) => record
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .push(Instant::now()),
+                        .push((sent, Instant::now())),
                     Err(_) => {
                         db = None;
                         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -337,14 +339,15 @@ impl Writer {
         Writer { stop, acks, task }
     }
 
-    /// The first acknowledgement after `t`, if any yet.
+    /// The acknowledgement of the first write sent after `t`, if any yet. (A write sent
+    /// before `t` may be acknowledged after it from a reply already on its way.)
     pub fn first_ack_after(&self, t: Instant) -> Option<Instant> {
         self.acks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .copied()
-            .find(|a| *a > t)
+            .find(|(sent, _)| *sent > t)
+            .map(|(_, acked)| *acked)
     }
 
     /// Stops the writer and waits for it.

@@ -128,7 +128,15 @@ pub fn node_binary(opts: &Options) -> Result<PathBuf, String> {
     if opts.node_features.is_some() {
         // Leave target/ with the ordinary binary (cargo keeps both builds: this is quick).
         let mut plain = cargo();
-        plain.args(["build", "-p", "dqlite-node", "--bin", "dqlite-node"]);
+        plain.args([
+            "build",
+            "-p",
+            "dqlite-node",
+            "--bin",
+            "dqlite-node",
+            "--features",
+            "cli",
+        ]);
         if opts.release {
             plain.arg("--release");
         }

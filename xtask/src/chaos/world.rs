@@ -205,7 +205,7 @@ impl World {
         done
     }
 
-    /// After healing: the members agree on one leader, every member answers, and every
+    /// After healing: the voters agree on one leader, every member answers, and every
     /// member holds the same copy of each database in `dbs` (DUMP). Waits up to `wait`.
     pub async fn converged(&self, dbs: &[&str], wait: Duration) -> Result<String, String> {
         let deadline = tokio::time::Instant::now() + wait;
@@ -224,13 +224,17 @@ impl World {
         let members = self.members(Duration::from_secs(5)).await?;
         let slots: BTreeSet<usize> = members.iter().map(|(s, _)| *s).collect();
         let mut leaders = BTreeSet::new();
-        for &s in &slots {
-            let a = netns::node_address(s);
+        for (s, m) in &members {
+            let a = netns::node_address(*s);
+            // A stand-by or spare answers LEADER with no leader, as C dqlite's do (only voters
+            // name one); it must still answer, and its copy is compared below.
+            let voter = m.role == Role::Voter;
             match adapter::leader_seen_by(&a).await {
-                Ok(Some(l)) => {
+                Ok(Some(l)) if voter => {
                     leaders.insert(l);
                 }
-                Ok(None) => return Err(format!("n{s} knows no leader")),
+                Ok(None) if voter => return Err(format!("n{s} (a voter) knows no leader")),
+                Ok(_) => {}
                 Err(e) => return Err(format!("n{s} does not answer: {e}")),
             }
         }

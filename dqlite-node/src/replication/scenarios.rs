@@ -442,3 +442,60 @@ async fn a_group_survives_a_statement_that_rolls_back_and_skips_connection_local
         ]
     );
 }
+
+/// An abandoned streaming query (the client sent INTERRUPT or went away) stops before its
+/// connection's next request runs. `INSERT … RETURNING` inserts every row on its first step
+/// and commits only when reset: a next request served while the worker waited for room in the
+/// abandoned stream ran inside that statement's transaction and counted rows that were then
+/// discarded (`tests/gateway_stalls.rs` saw it in 7 of 20 runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_next_request_does_not_run_inside_its_abandoned_query() {
+    const N: i64 = 3000;
+    let mut a = SimNode::new();
+    a.connect(1).await;
+    let create = frames(
+        a.exec(1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)")
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    assert_eq!(a.apply(1, &[create]).await, [Applied::Done]);
+    let fill = frames(
+        a.exec(
+            1,
+            &format!(
+                "INSERT INTO t(v) WITH RECURSIVE c(x) AS \
+                 (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {N}) SELECT x FROM c"
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap(),
+    );
+    assert_eq!(a.apply(2, &[fill]).await, [Applied::Done]);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut q = a.db().query(
+        1,
+        "INSERT INTO t(v) SELECT v FROM t RETURNING id, v".into(),
+        Vec::new(),
+        deadline,
+        true,
+    );
+    assert!(matches!(q.next().await, Some(QueryMsg::Batch(_))));
+    // Let the worker fill the stream again and wait for room (the case that went wrong).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(q);
+    assert_eq!(
+        a.rows(1, "SELECT count(*) FROM t").await,
+        vec![vec![Value::Integer(N)]]
+    );
+    // Nothing pending is left behind: another connection writes at once.
+    a.connect(2).await;
+    assert!(
+        a.exec(2, "INSERT INTO t(v) VALUES (0)")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -102,7 +102,8 @@ pub fn run_cluster(args: &[String]) -> Result<(), String> {
     }
 }
 
-fn binary(release: bool) -> Result<PathBuf, String> {
+/// Builds the `dqlite-node` binary (debug or release) and returns its path.
+pub(crate) fn binary(release: bool) -> Result<PathBuf, String> {
     let mut cmd = cargo();
     cmd.args([
         "build",

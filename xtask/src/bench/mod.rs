@@ -147,36 +147,6 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
     bench(&opts)
 }
 
-/// The `dqlite-node` binary of the profile, built now.
-fn node_binary(debug: bool) -> Result<PathBuf, String> {
-    let mut cmd = cargo();
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "dqlite-node",
-        "--features",
-        "cli",
-        "--bin",
-        "dqlite-node",
-    ]);
-    if !debug {
-        cmd.arg("--release");
-    }
-    run(cmd)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let bin = target
-        .join(if debug { "debug" } else { "release" })
-        .join("dqlite-node");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!("{} missing after the build", bin.display()))
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -227,7 +197,7 @@ fn bench(o: &Options) -> Result<(), String> {
     } else {
         None
     };
-    let node = node_binary(o.debug)?;
+    let node = crate::cluster::binary(!o.debug)?;
     let bin = |b: Backend| match b {
         Backend::C => demo.clone().unwrap_or_default(),
         Backend::Rs => node.clone(),

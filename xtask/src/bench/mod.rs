@@ -42,7 +42,8 @@ const USAGE: &str = "usage: cargo xtask bench [--secs S] [--conns 1,8,64] [--rou
   --parts LIST   kv (key/value cells), big (bulk load, memory, disk, fail-over, restart)
   --backends     c,rs (default both; the ratios need both)
   --no-python    only the Rust client
-  --quick        a smoke run: 0.5 s phases, 1 and 8 connections, 4 MiB bulk load
+  --quick        a smoke run: 0.5 s phases, 1 and 8 connections, 4 MiB bulk load, a
+                 100,000-row INSERT instead of 1,000,000
   --debug        use debug builds (no release build; for CI's smoke run)
   --out FILE     where the table goes (default target/bench/bench-<time>.md)
   cargo xtask bench [--criterion | CRATE..]   criterion micro-benchmarks instead";
@@ -53,6 +54,8 @@ struct Options {
     rounds: usize,
     bulk_mib: u64,
     bulk_rows: u64,
+    /// Rows of the one large INSERT.
+    big_rows: u64,
     kv: bool,
     big: bool,
     backends: Vec<Backend>,
@@ -69,6 +72,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         rounds: 1,
         bulk_mib: 100,
         bulk_rows: 100,
+        big_rows: 1_000_000,
         kv: true,
         big: true,
         backends: vec![Backend::C, Backend::Rs],
@@ -113,6 +117,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 o.secs = 0.5;
                 o.conns = vec![1, 8];
                 o.bulk_mib = 4;
+                o.big_rows = 100_000;
             }
             "--debug" => o.debug = true,
             "--out" => o.out = Some(PathBuf::from(value()?)),
@@ -321,8 +326,8 @@ fn bench(o: &Options) -> Result<(), String> {
         let mut figs: Vec<(Backend, Vec<(String, Figure)>)> = Vec::new();
         for &b in &o.backends {
             let t = start(&rt, b, &bin(b), &run_dir.join(format!("big-{}", b.tag())))?;
-            let rows =
-                big(&rt, t, o.bulk_mib, o.bulk_rows).map_err(|e| format!("{}: {e}", b.tag()))?;
+            let rows = big(&rt, t, o.bulk_mib, o.bulk_rows, o.big_rows)
+                .map_err(|e| format!("{}: {e}", b.tag()))?;
             loads.push(probe::load1());
             figs.push((b, rows));
         }
@@ -401,12 +406,17 @@ fn big(
     mut t: Target,
     mib: u64,
     rows_per_tx: u64,
+    big_rows: u64,
 ) -> Result<Vec<(String, Figure)>, String> {
     let mut rows = Vec::new();
-    let million = rt.block_on(workload::million_rows(&t.client))?;
+    let many = rt.block_on(workload::many_rows(&t.client, big_rows))?;
     rows.push((
-        "one 1,000,000-row INSERT (one ~18 MiB entry)".into(),
-        million,
+        if big_rows == 1_000_000 {
+            "one 1,000,000-row INSERT (one ~18 MiB entry)".into()
+        } else {
+            format!("one {big_rows}-row INSERT")
+        },
+        many,
     ));
     let (bulk, size) = rt.block_on(workload::bulk_load(&t.client, "bulk", mib, rows_per_tx))?;
     rows.push((

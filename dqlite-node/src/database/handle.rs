@@ -1,9 +1,10 @@
 //! [`DatabaseHandle`]: the one async API through which the node uses a database. Every call
 //! becomes a [`Job`] on the database's worker thread and an answer on a oneshot channel; no
-//! other module sees a `Job`.
+//! other module sees a `Job`. While the node serves a lone request, its caller polls for
+//! the answer for a moment before it sleeps ([`spin`]).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dqlite_vfs::{DatabaseFiles, Frames, Vfs};
 use dqlite_wire::Value;
@@ -11,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SqlFailure;
 
+use super::spin;
 use super::worker::{Applied, ConnId, Executed, Image, Job, Prepared, QueryMsg, WorkerHandle};
 
 /// A database of this node, served by its worker thread. Cheap to clone.
@@ -18,6 +20,8 @@ use super::worker::{Applied, ConnId, Executed, Image, Job, Prepared, QueryMsg, W
 pub(crate) struct DatabaseHandle {
     name: Arc<str>,
     worker: WorkerHandle,
+    /// How long a lone caller polls for the worker's answer before sleeping (see [`spin`]).
+    spin: Duration,
 }
 
 fn stopped() -> SqlFailure {
@@ -25,11 +29,13 @@ fn stopped() -> SqlFailure {
 }
 
 impl DatabaseHandle {
-    /// Starts the worker of database `name` of `vfs`.
-    pub fn spawn(vfs: Vfs, name: &str) -> std::io::Result<DatabaseHandle> {
+    /// Starts the worker of database `name` of `vfs`; it and its callers poll for up to
+    /// `spin` before sleeping (see [`spin`]).
+    pub fn spawn(vfs: Vfs, name: &str, spin: Duration) -> std::io::Result<DatabaseHandle> {
         Ok(DatabaseHandle {
             name: name.into(),
-            worker: WorkerHandle::spawn(vfs, name.to_string())?,
+            worker: WorkerHandle::spawn(vfs, name.to_string(), spin)?,
+            spin,
         })
     }
 
@@ -38,6 +44,28 @@ impl DatabaseHandle {
         &self.name
     }
 
+    /// Runs a job for a client request and waits for its answer (polling first, see
+    /// [`spin`]).
+    async fn request<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Option<T> {
+        let (tx, mut rx) = oneshot::channel();
+        if !self.worker.send(job(tx)) {
+            return None;
+        }
+        if spin::lone_request()
+            && let Some(answer) = spin::poll(self.spin, || match rx.try_recv() {
+                Ok(v) => Some(Some(v)),
+                Err(oneshot::error::TryRecvError::Closed) => Some(None),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+            })
+        {
+            return answer;
+        }
+        rx.await.ok()
+    }
+
+    /// Runs a job for the node itself (applying entries, snapshots) and waits for its answer
+    /// without polling: no client waits on it directly, and followers would poll on every
+    /// entry they apply.
     async fn call<T>(&self, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Option<T> {
         let (tx, rx) = oneshot::channel();
         if !self.worker.send(job(tx)) {
@@ -48,7 +76,7 @@ impl DatabaseHandle {
 
     /// Opens a SQLite connection for client connection `conn`.
     pub async fn connect(&self, conn: ConnId) -> Result<(), SqlFailure> {
-        self.call(|reply| Job::Connect { conn, reply })
+        self.request(|reply| Job::Connect { conn, reply })
             .await
             .ok_or_else(stopped)?
     }
@@ -60,14 +88,14 @@ impl DatabaseHandle {
 
     /// Rolls back the open transaction of `conn`; true if there was one.
     pub async fn rollback(&self, conn: ConnId) -> bool {
-        self.call(|reply| Job::Rollback { conn, reply })
+        self.request(|reply| Job::Rollback { conn, reply })
             .await
             .unwrap_or(false)
     }
 
     /// Prepares the first statement of `sql` (to learn its parameters and extent).
     pub async fn prepare(&self, conn: ConnId, sql: String) -> Result<Prepared, SqlFailure> {
-        self.call(|reply| Job::Prepare { conn, sql, reply })
+        self.request(|reply| Job::Prepare { conn, sql, reply })
             .await
             .ok_or_else(stopped)?
     }
@@ -82,7 +110,7 @@ impl DatabaseHandle {
         params: Vec<Value>,
         deadline: Instant,
     ) -> Result<Executed, SqlFailure> {
-        self.call(|reply| Job::Exec {
+        self.request(|reply| Job::Exec {
             conn,
             sql,
             params,
@@ -117,6 +145,7 @@ impl DatabaseHandle {
             rx,
             worker: self.worker.clone(),
             conn,
+            spin: self.spin,
         }
     }
 
@@ -127,7 +156,7 @@ impl DatabaseHandle {
 
     /// Main file and WAL images (DUMP).
     pub async fn dump(&self) -> Result<DatabaseFiles, SqlFailure> {
-        self.call(|reply| Job::Dump { reply })
+        self.request(|reply| Job::Dump { reply })
             .await
             .ok_or_else(stopped)
     }
@@ -180,6 +209,7 @@ pub(crate) struct QueryStream {
     rx: mpsc::Receiver<QueryMsg>,
     worker: WorkerHandle,
     conn: ConnId,
+    spin: Duration,
 }
 
 impl Drop for QueryStream {
@@ -199,7 +229,19 @@ impl QueryStream {
     /// The next message; `None` if the worker abandoned the query (a snapshot install needed
     /// the database, or the node is stopping).
     pub async fn next(&mut self) -> Option<QueryMsg> {
-        let msg = self.rx.recv().await;
+        let polled = if spin::lone_request() {
+            spin::poll(self.spin, || match self.rx.try_recv() {
+                Ok(m) => Some(Some(m)),
+                Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+            })
+        } else {
+            None
+        };
+        let msg = match polled {
+            Some(msg) => msg,
+            None => self.rx.recv().await,
+        };
         if matches!(msg, Some(QueryMsg::Batch(_))) {
             // The channel has room again: a worker that was serving other jobs while this
             // client was slow resumes the query now rather than at its next poll.

@@ -5,6 +5,7 @@
 pub(crate) mod handle;
 pub(crate) mod pipeline;
 pub(crate) mod registry;
+pub(crate) mod spin;
 pub(crate) mod statement;
 pub(crate) mod values;
 pub(crate) mod worker;

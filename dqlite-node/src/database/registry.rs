@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use dqlite_vfs::Vfs;
 
@@ -12,14 +13,18 @@ use super::DatabaseHandle;
 #[derive(Debug)]
 pub(crate) struct Registry {
     vfs: Vfs,
+    /// See [`crate::NodeOptions::spin`].
+    spin: Duration,
     databases: Mutex<HashMap<String, DatabaseHandle>>,
 }
 
 impl Registry {
-    /// An empty registry over `vfs`.
-    pub fn new(vfs: Vfs) -> Self {
+    /// An empty registry over `vfs`; its workers and their callers poll for up to `spin`
+    /// before sleeping.
+    pub fn new(vfs: Vfs, spin: Duration) -> Self {
         Registry {
             vfs,
+            spin,
             databases: Mutex::new(HashMap::new()),
         }
     }
@@ -48,7 +53,7 @@ impl Registry {
                 "too many databases (this node serves at most {max})"
             ));
         }
-        let h = DatabaseHandle::spawn(self.vfs.clone(), name)
+        let h = DatabaseHandle::spawn(self.vfs.clone(), name, self.spin)
             .map_err(|e| format!("cannot start the worker of {name:?}: {e}"))?;
         dbs.insert(name.to_string(), h.clone());
         Ok(h)

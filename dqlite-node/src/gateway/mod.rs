@@ -142,6 +142,7 @@ async fn handle<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let kind = request.request_type().name();
     let started = Instant::now();
+    let _serving = crate::database::spin::Serving::enter();
     let span = tracing::debug_span!("request", conn = session.conn, kind);
     let served = async {
         let r = dispatch(session, request, reader, wr).await;

@@ -37,7 +37,7 @@ impl SimNode {
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
         let vfs = Vfs::register(&name, VfsConfig::default()).unwrap();
-        let registry = Arc::new(Registry::new(vfs));
+        let registry = Arc::new(Registry::new(vfs, crate::node::DEFAULT_SPIN));
         let fsm = Fsm::new(registry.clone(), Arc::new(Mutex::new(Metadata::new())));
         SimNode { registry, fsm }
     }

@@ -74,6 +74,11 @@ pub struct Settings {
     /// advancing at about the same rate on every node. Give every node the same setting.
     #[arg(long, env = "DQLITE_READ_LEASE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub read_lease: Option<bool>,
+    /// Microseconds a database worker, and a lone client connection waiting for it, poll
+    /// before sleeping: trades a little CPU for read latency on virtual machines, where
+    /// waking a sleeping thread is slow (0: never poll) [default: 200].
+    #[arg(long, env = "DQLITE_SPIN_US")]
+    pub spin_us: Option<u64>,
     /// Client connections served at once (one more gets a FAILURE naming the limit)
     /// [default: 1024].
     #[arg(long, env = "DQLITE_MAX_CONNECTIONS")]
@@ -132,7 +137,7 @@ impl Settings {
             id, address, bind, dir, join, http_address, failure_domain, role_management, voters,
             standbys, roles_interval_ms, offline_after_ms, heartbeat_ms, election_timeout_min_ms,
             election_timeout_max_ms, snapshot_threshold, snapshot_trailing, leader_local_reads,
-            read_lease, max_connections, max_databases, tls_cert, tls_key, tls_ca,
+            read_lease, spin_us, max_connections, max_databases, tls_cert, tls_key, tls_ca,
             tls_server_name, log_json,
         )
     }
@@ -150,6 +155,9 @@ impl Settings {
         }
         if self.read_lease == Some(false) {
             o.raft.read_lease = None;
+        }
+        if let Some(v) = self.spin_us {
+            o.spin = std::time::Duration::from_micros(v);
         }
         if let Some(v) = self.max_connections {
             o.max_connections = v;

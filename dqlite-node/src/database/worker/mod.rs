@@ -31,6 +31,7 @@ use dqlite_wire::{RowsEncoder, RowsEnd, Value};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::oneshot;
 
+use super::spin::Pacer;
 use super::statement::{
     TxEnd, first_statement_end, is_blank, touches_connection_state, transaction_end,
 };
@@ -262,14 +263,14 @@ pub struct WorkerHandle {
 
 impl WorkerHandle {
     /// Starts the worker thread for database `name` of `vfs`.
-    pub fn spawn(vfs: Vfs, name: String) -> std::io::Result<WorkerHandle> {
+    pub fn spawn(vfs: Vfs, name: String, spin: Duration) -> std::io::Result<WorkerHandle> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("db-{name}"))
             // Room for MAX_NESTED_QUERIES stalled queries, each a few KiB of stack deep.
             .stack_size(16 << 20)
             .spawn(move || match vfs.open_database(&name) {
-                Ok(db) => Worker::new(db, rx).run(),
+                Ok(db) => Worker::new(db, rx, spin).run(),
                 Err(e) => {
                     tracing::error!(db = %name, error = %e, "cannot open database");
                     fail_all(rx, &e.to_string());
@@ -344,6 +345,8 @@ struct Worker {
     /// (or COMMIT, which fails), so nothing it sends afterwards runs outside the transaction
     /// it opened.
     lost: HashSet<ConnId>,
+    /// Whether to poll for the next job before sleeping (see [`super::spin`]).
+    pacer: Pacer,
 }
 
 /// Why a query stopped sending.
@@ -362,7 +365,7 @@ enum Tried {
 }
 
 impl Worker {
-    fn new(db: Database, rx: mpsc::Receiver<Job>) -> Self {
+    fn new(db: Database, rx: mpsc::Receiver<Job>, spin: Duration) -> Self {
         Worker {
             db,
             rx,
@@ -376,6 +379,7 @@ impl Worker {
             lost: HashSet::new(),
             local_state: HashSet::new(),
             group_conn: None,
+            pacer: Pacer::new(spin),
         }
     }
 
@@ -394,7 +398,7 @@ impl Worker {
             self.cancel_queries = false;
             let job = match self.deferred.pop_front() {
                 Some(job) => Some(job),
-                None => match self.rx.recv_timeout(self.next_deadline()) {
+                None => match self.next_job() {
                     Ok(Job::Wake) => continue,
                     Ok(job) => Some(job),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -403,6 +407,21 @@ impl Worker {
             };
             self.serve(job);
         }
+    }
+
+    /// The next job: polled for a moment while jobs come quickly, else slept for until the
+    /// earliest parked deadline.
+    fn next_job(&mut self) -> Result<Job, mpsc::RecvTimeoutError> {
+        if let Some(job) = self
+            .pacer
+            .poll(super::spin::lone_request(), || self.rx.try_recv().ok())
+        {
+            return Ok(job);
+        }
+        let started = Instant::now();
+        let r = self.rx.recv_timeout(self.next_deadline());
+        self.pacer.slept(started.elapsed());
+        r
     }
 
     /// Tries `job` (if any), parks it if it hit the write lock, then retries parked jobs.

@@ -80,8 +80,8 @@
 //! A connection is returned to its lane only by an exchange that read exactly one answer, so it
 //! is always in step: an answer is never delivered to another request than its own. A failed
 //! or abandoned exchange closes its connection; the next call reconnects, but not before an
-//! exponential backoff (10 ms doubling to 1 s) after failed connects, so a dead peer costs no
-//! busy loop. Dropping the [`PeerClient`] aborts its pending exchanges.
+//! exponential backoff (10 ms doubling to [`MAX_CONNECT_BACKOFF`]) after failed connects, so a
+//! dead peer costs no busy loop. Dropping the [`PeerClient`] aborts its pending exchanges.
 //!
 //! Dropping a [`PeerClient`] hands its idle connections to its [`Network`] (and the factory's
 //! siblings), up to a few per peer, for the next client of the same peer. openraft 0.9.25
@@ -115,6 +115,11 @@ use super::connector::Connector;
 use super::contact::LeaderContact;
 use super::vote_hold::VoteHold;
 use crate::TypeConfig;
+
+/// The longest wait between connect attempts to a peer that refuses them. A peer that was
+/// down is reached again at most this long after it listens: a restarted node learns its
+/// leader that soon (a few connect attempts per second to a dead peer cost nothing).
+pub const MAX_CONNECT_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Settings of the network client and server.
 #[derive(Debug, Clone)]
@@ -743,7 +748,7 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
             }
             Err(e) => {
                 self.next_connect = Some(Instant::now() + self.connect_backoff);
-                self.connect_backoff = (self.connect_backoff * 2).min(Duration::from_secs(1));
+                self.connect_backoff = (self.connect_backoff * 2).min(MAX_CONNECT_BACKOFF);
                 Err(CallError::Unreachable(e))
             }
         }
@@ -842,8 +847,10 @@ impl<C: TypeConfig, K: Connector<C::Node>> RaftNetwork<C> for PeerClient<C, K> {
     }
 
     fn backoff(&self) -> Backoff {
-        // Used by openraft after `Unreachable`: retry soon, then slower.
-        Backoff::new((0..).map(|i: u32| Duration::from_millis(10u64 << i.min(7))))
+        // Used by openraft after `Unreachable`: retry soon, then slower, up to 160 ms (with
+        // the connect backoff, a restarted peer hears from its leader within about 200 ms
+        // of listening again).
+        Backoff::new((0..).map(|i: u32| Duration::from_millis(10u64 << i.min(4))))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Automatic role management (C dqlite's `roles.c`, go-dqlite's `app` roles), on the leader.
 //!
-//! Every [`RoleOptions::interval`] the leader probes every other member (connect, DESCRIBE:
-//! failure domain and weight) and then applies, one at a time, the changes [`plan`] asks for,
+//! Every [`RoleOptions::interval`] (more often while one fails to answer) the leader probes
+//! every other member (connect, DESCRIBE: failure domain and weight) and then applies, one
+//! at a time, the changes [`plan`] asks for,
 //! through the same [`Shared::assign_role`] an operator's ASSIGN uses. A member that has not
 //! answered for [`RoleOptions::offline_after`] is *offline*; before that it is *suspect*: it
 //! still counts in its role, but is never promoted.
@@ -37,6 +38,10 @@ use super::join::client_config;
 use crate::node::Shared;
 use crate::tls::TlsConfig;
 
+/// How often the leader probes while a member fails its probes (if [`RoleOptions::interval`]
+/// is longer).
+const FAILING_PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Settings of automatic role management.
 #[derive(Debug, Clone)]
 pub struct RoleOptions {
@@ -48,7 +53,8 @@ pub struct RoleOptions {
     pub voters: usize,
     /// Stand-bys to keep live. Default 3.
     pub standbys: usize,
-    /// How often the leader probes the members and adjusts roles. Default 1 s.
+    /// How often the leader probes the members and adjusts roles. Default 1 s (every
+    /// 200 ms while a member does not answer, so that one that comes back is placed soon).
     pub interval: Duration,
     /// How long a member must have been unreachable before it counts as offline and loses
     /// its role. Default 3 s.
@@ -310,12 +316,21 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         standbys: opts.standbys,
     };
     let mut probes: BTreeMap<u64, Probe> = BTreeMap::new();
-    let mut tick = tokio::time::interval(opts.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
+        // While a member fails its probes, probe more often: a node that comes back (a
+        // restart) gets its role back, and starts serving, soon after it listens.
+        let wait = if first {
+            Duration::ZERO
+        } else if probes.values().any(|p| p.failing_since.is_some()) {
+            opts.interval.min(FAILING_PROBE_INTERVAL)
+        } else {
+            opts.interval
+        };
+        first = false;
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         if !shared.is_leader() {
             // A later term starts from a clean slate: what another leader saw is unknown.

@@ -366,7 +366,9 @@ pub async fn wait_serving(address: &str, timeout: Duration) -> Result<Duration, 
     let start = Instant::now();
     let mut cfg = config();
     cfg.connect_timeout = Duration::from_millis(500);
-    cfg.leader_timeout = Duration::from_millis(300);
+    // Short: one attempt against a node that does not know the leader yet must not hide
+    // the moment it learns it (with 300 ms the figure moved in steps of 300 ms).
+    cfg.leader_timeout = Duration::from_millis(20);
     loop {
         if let Ok(client) = Client::new([address.to_string()], cfg.clone())
             && let Ok(Some(_)) = client.leader().await

@@ -51,16 +51,15 @@ impl DatabaseHandle {
         if !self.worker.send(job(tx)) {
             return None;
         }
-        if spin::lone_request()
-            && let Some(answer) = spin::poll(self.spin, || match rx.try_recv() {
-                Ok(v) => Some(Some(v)),
-                Err(oneshot::error::TryRecvError::Closed) => Some(None),
-                Err(oneshot::error::TryRecvError::Empty) => None,
-            })
-        {
-            return answer;
+        let polled = spin::poll_lone(self.spin, || match rx.try_recv() {
+            Ok(v) => Some(Some(v)),
+            Err(oneshot::error::TryRecvError::Closed) => Some(None),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+        });
+        match polled {
+            Some(answer) => answer,
+            None => rx.await.ok(),
         }
-        rx.await.ok()
     }
 
     /// Runs a job for the node itself (applying entries, snapshots) and waits for its answer
@@ -229,15 +228,11 @@ impl QueryStream {
     /// The next message; `None` if the worker abandoned the query (a snapshot install needed
     /// the database, or the node is stopping).
     pub async fn next(&mut self) -> Option<QueryMsg> {
-        let polled = if spin::lone_request() {
-            spin::poll(self.spin, || match self.rx.try_recv() {
-                Ok(m) => Some(Some(m)),
-                Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
-                Err(mpsc::error::TryRecvError::Empty) => None,
-            })
-        } else {
-            None
-        };
+        let polled = spin::poll_lone(self.spin, || match self.rx.try_recv() {
+            Ok(m) => Some(Some(m)),
+            Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+        });
         let msg = match polled {
             Some(msg) => msg,
             None => self.rx.recv().await,

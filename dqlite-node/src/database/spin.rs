@@ -72,6 +72,15 @@ pub(crate) fn poll<T>(budget: Duration, mut ready: impl FnMut() -> Option<T>) ->
     }
 }
 
+/// [`poll`] for a connection waiting for its worker's answer: only while the node serves a
+/// lone request ([`lone_request`]).
+pub(crate) fn poll_lone<T>(budget: Duration, ready: impl FnMut() -> Option<T>) -> Option<T> {
+    if !lone_request() {
+        return None;
+    }
+    poll(budget, ready)
+}
+
 /// Decides whether a worker polls for its next job: only while the last wait for a job was
 /// shorter than the budget (the jobs come in a steady, quick stream), so a worker whose
 /// jobs come rarely sleeps at once and wastes at most one budget per burst.

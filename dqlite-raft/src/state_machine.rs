@@ -183,6 +183,7 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftSnapshotBuilder<C> for SnapshotBuild
             last_membership,
             snapshot_id,
         };
+        tracing::info!(snapshot = %meta.snapshot_id, "building a snapshot");
         let store = self.snapshots.clone();
         let m = meta.clone();
         let path = blocking(move || store.create(&m, |w| view.write_to(w)))
@@ -299,6 +300,11 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftStateMachine<C> for StateMachineStor
         g.sm.restore(payload)
             .await
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            replaced = ?g.last_applied,
+            "installed a snapshot"
+        );
         g.last_applied = meta.last_log_id.clone();
         g.membership = meta.last_membership.clone();
         Ok(())

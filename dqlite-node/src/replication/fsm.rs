@@ -218,6 +218,9 @@ impl StateMachine<NodeConfig> for Fsm {
         for e in entries {
             let outcome = match e.payload {
                 EntryPayload::Normal(data) => {
+                    // With the worker's "applied a commit" line (same index), this shows which
+                    // entry (term and index) each node applied: what tells diverging logs apart.
+                    tracing::debug!(log_id = %e.log_id, "applying an entry");
                     let index = e.log_id.index;
                     let cmd =
                         Command::decode(&data).map_err(|err| format!("entry {index}: {err}"))?;

@@ -619,6 +619,7 @@ impl Worker {
                 }
             }
             Job::Snapshot { reply } => {
+                tracing::debug!(db = %self.db.name(), last = self.last_frames, "snapshot image");
                 let _ = reply.send(Image {
                     snapshot: self.db.snapshot(),
                     last_frames: self.last_frames,
@@ -630,6 +631,12 @@ impl Worker {
                 self.settle(Settled::Replaced);
                 let r = self.db.restore(&image.snapshot).map_err(|e| e.to_string());
                 if r.is_ok() {
+                    tracing::info!(
+                        db = %self.db.name(),
+                        before = self.last_frames,
+                        last = image.last_frames,
+                        "restored a snapshot"
+                    );
                     self.last_frames = image.last_frames;
                 }
                 let _ = reply.send(r);
@@ -963,6 +970,14 @@ impl Worker {
             }
             Err(e) => return Err(e.to_string()),
         };
+        tracing::debug!(
+            db = %self.db.name(),
+            index,
+            base,
+            last = self.last_frames,
+            discarded_pending = outcome.discarded_pending,
+            "applied a commit"
+        );
         if outcome.discarded_pending {
             self.settle(Settled::Superseded);
         } else {

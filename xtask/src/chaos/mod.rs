@@ -14,6 +14,7 @@
 //! removed at the end, on Ctrl-C or a panic, and (after a crash) by the next run.
 
 pub mod adapter;
+pub mod applied;
 pub mod ci_pass;
 pub mod cli;
 pub mod dbimage;
@@ -533,6 +534,7 @@ async fn drive(
     };
     let recovered = recovery_problems.is_empty();
     let panics = world.nodes().panics();
+    let replicas = applied::compare(&world.nodes().logs());
 
     // Check the histories (CPU-bound: off the runtime's threads).
     let check_opts = CheckOptions {
@@ -602,6 +604,15 @@ async fn drive(
             println!("verdict nodes: ANOMALY: n{s} panicked: {l}");
         }
         anomalies.push("nodes".into());
+    }
+    match &replicas {
+        Ok(s) => println!("verdict replicas: PASS: {s}"),
+        Err(problems) => {
+            for p in problems {
+                println!("verdict replicas: ANOMALY: {p}");
+            }
+            anomalies.push("replicas".into());
+        }
     }
     let witness: Vec<&String> = reports.iter().flat_map(|r| r.witness.iter()).collect();
     if !witness.is_empty() {

@@ -33,6 +33,11 @@ pub struct NodeOpts {
 /// Size of a node's tmpfs data directory (memory is used only for what is written).
 pub const TMPFS_SIZE: &str = "2g";
 
+/// The nodes' log filter unless `CHAOS_NODE_LOG` says otherwise: info, with every applied
+/// entry and commit decision at debug for the `replicas` verdict (see [`super::applied`]).
+pub const NODE_LOG: &str =
+    "info,openraft=warn,dqlite_node::replication::fsm=debug,dqlite_node::database::worker=debug";
+
 /// One node slot.
 #[derive(Debug)]
 pub struct Slot {
@@ -178,7 +183,7 @@ impl Nodes {
         cmd.env("NO_COLOR", "1")
             .env(
                 "RUST_LOG",
-                std::env::var("CHAOS_NODE_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+                std::env::var("CHAOS_NODE_LOG").unwrap_or_else(|_| NODE_LOG.into()),
             )
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
@@ -258,6 +263,15 @@ impl Nodes {
     /// The tmpfs data directory of slot `s`, if data directories are on tmpfs.
     pub fn mount_of(&self, s: usize) -> Option<&Path> {
         self.opts.tmpfs.then(|| self.slots[s].data.as_path())
+    }
+
+    /// Every node's log (slot, text); an unreadable one is left out.
+    pub fn logs(&self) -> Vec<(usize, String)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(s, slot)| std::fs::read_to_string(&slot.log).ok().map(|t| (s, t)))
+            .collect()
     }
 
     /// Searches the logs for panics: (slot, first panic line).

@@ -269,10 +269,27 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
         let (mut log, recovery) = LogStore::<C>::open(&dir.join("log"), options.log.clone())?;
         // A member whose saved vote is a leader's (committed) one may have granted that leader
         // a lease before it stopped; one that never followed a leader has granted none.
-        let followed_a_leader = openraft::storage::RaftLogStorage::read_vote(&mut log)
+        let saved_vote = openraft::storage::RaftLogStorage::read_vote(&mut log)
             .await
-            .map_err(|e| NodeError::Fatal(e.to_string()))?
-            .is_some_and(|v| v.is_committed());
+            .map_err(|e| NodeError::Fatal(e.to_string()))?;
+        let followed_a_leader = saved_vote.as_ref().is_some_and(|v| v.is_committed());
+        // openraft 0.9 restarts a node whose saved vote is its own committed one as the leader
+        // of that same term. Its log may have lost entries it had already sent (the eager push
+        // ships them before the local fsync; a crash can lose what was not yet written), and
+        // as leader of the same term it would then create different entries under the same
+        // log ids, which followers holding the old ones take for matching: the replicas
+        // diverge (seen under `cargo xtask chaos --nemesis disk`). Saved as an ordinary vote
+        // for itself, the node restarts as a follower (it still votes for no one else in that
+        // term) and can lead again only from a new term, with new log ids.
+        if let Some(v) = &saved_vote
+            && v.is_committed()
+            && v.leader_id().voted_for().as_ref() == Some(&id)
+        {
+            let demoted = openraft::Vote::new(v.leader_id().term, id.clone());
+            openraft::storage::RaftLogStorage::save_vote(&mut log, &demoted)
+                .await
+                .map_err(|e| NodeError::Fatal(e.to_string()))?;
+        }
         let log_closed = log.close_waiter();
         let log_reader = log.reader();
         let state = StateMachineStore::open(&dir.join("snapshots"), state_machine).await?;

@@ -5,16 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
-use dqlite_raft::network::{TcpConnector, serve_listener};
-use dqlite_raft::node::{NodeOptions, RaftNode};
+use dqlite_raft::node::NodeOptions;
 use dqlite_raft::reconfigure::{ReconfigureError, inspect, rewrite_membership};
-use dqlite_raft::testing::{DigestStateMachine, TestConfig};
+use dqlite_raft::testing::TestConfig;
 use openraft::{BasicNode, Membership, ServerState, SnapshotPolicy};
 
-type Node = RaftNode<TestConfig, DigestStateMachine>;
+mod common;
+
+use common::{Node, start};
 
 fn options(snapshot_every: u64) -> NodeOptions {
     let mut o = NodeOptions::default();
@@ -24,29 +24,6 @@ fn options(snapshot_every: u64) -> NodeOptions {
     o.raft.election_timeout_max = 1200;
     o.raft.heartbeat_interval = 150;
     o
-}
-
-async fn start(
-    id: u64,
-    dir: &Path,
-    listener: tokio::net::TcpListener,
-    o: NodeOptions,
-) -> (Node, tokio::task::JoinHandle<()>) {
-    let node = Node::start(
-        id,
-        dir,
-        o,
-        DigestStateMachine::default(),
-        TcpConnector::default(),
-    )
-    .await
-    .unwrap();
-    let serving = tokio::spawn(serve_listener(
-        node.raft().clone(),
-        listener,
-        node.net_config().clone(),
-    ));
-    (node, serving)
 }
 
 async fn wait_leader(node: &Node) {

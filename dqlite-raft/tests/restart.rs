@@ -7,36 +7,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dqlite_raft::network::{TcpConnector, serve_listener};
-use dqlite_raft::node::{NodeOptions, RaftNode};
-use dqlite_raft::testing::{DigestStateMachine, TestConfig};
+use dqlite_raft::node::NodeOptions;
 use openraft::{BasicNode, ServerState};
 
-type Node = RaftNode<TestConfig, DigestStateMachine>;
+mod common;
 
-async fn start(
-    dir: &std::path::Path,
-    listener: tokio::net::TcpListener,
-) -> (Node, tokio::task::JoinHandle<()>) {
+use common::{Node, start};
+
+fn options() -> NodeOptions {
     let mut o = NodeOptions::default();
     o.raft.election_timeout_min = 300;
     o.raft.election_timeout_max = 600;
     o.raft.heartbeat_interval = 100;
-    let node = Node::start(
-        1,
-        dir,
-        o,
-        DigestStateMachine::default(),
-        TcpConnector::default(),
-    )
-    .await
-    .unwrap();
-    let serving = tokio::spawn(serve_listener(
-        node.raft().clone(),
-        listener,
-        node.net_config().clone(),
-    ));
-    (node, serving)
+    o
 }
 
 async fn leading_term(node: &Node) -> u64 {
@@ -53,7 +36,7 @@ async fn a_restarted_leader_leads_again_only_in_a_new_term() {
     let dir = tempfile::tempdir().unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let (node, serving) = start(dir.path(), l).await;
+    let (node, serving) = start(1, dir.path(), l, options()).await;
     node.initialize(BTreeMap::from([(1, BasicNode::new(addr.to_string()))]))
         .await
         .unwrap();
@@ -64,7 +47,7 @@ async fn a_restarted_leader_leads_again_only_in_a_new_term() {
     let _ = serving.await;
 
     let l = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let (node, _serving) = start(dir.path(), l).await;
+    let (node, _serving) = start(1, dir.path(), l, options()).await;
     let after = leading_term(&node).await;
     assert!(
         after > before,

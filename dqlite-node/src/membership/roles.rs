@@ -3,9 +3,9 @@
 //! Every [`RoleOptions::interval`] (more often while one fails to answer) the leader probes
 //! every other member (connect, DESCRIBE: failure domain and weight) and then applies, one
 //! at a time, the changes [`plan`] asks for, through the same [`Shared::assign_role`] an
-//! operator's ASSIGN uses. A member that has not
-//! answered for [`RoleOptions::offline_after`] is *offline*; before that it is *suspect*: it
-//! still counts in its role, but is never promoted.
+//! operator's ASSIGN uses. A member that has not answered for [`RoleOptions::offline_after`]
+//! is *offline*; before that it is *suspect*: it still counts in its role, but is never
+//! promoted.
 //!
 //! What [`plan`] keeps, first rule that applies:
 //! 1. enough live voters: while fewer than the target (rounded down to an odd number when the

@@ -533,8 +533,11 @@ async fn drive(
         }
     };
     let recovered = recovery_problems.is_empty();
-    let panics = world.nodes().panics();
-    let replicas = applied::compare(&world.nodes().logs());
+    // Read once: with the apply lines at debug, a long run's logs are tens of MiB.
+    let logs = world.nodes().logs();
+    let panics = nodes::panics(&logs);
+    let replicas = applied::compare(&logs);
+    drop(logs);
 
     // Check the histories (CPU-bound: off the runtime's threads).
     let check_opts = CheckOptions {

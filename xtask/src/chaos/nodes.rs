@@ -273,19 +273,18 @@ impl Nodes {
             .filter_map(|(s, slot)| std::fs::read_to_string(&slot.log).ok().map(|t| (s, t)))
             .collect()
     }
+}
 
-    /// Searches the logs for panics: (slot, first panic line).
-    pub fn panics(&self) -> Vec<(usize, String)> {
-        let mut out = Vec::new();
-        for (s, slot) in self.slots.iter().enumerate() {
-            if let Ok(text) = std::fs::read_to_string(&slot.log)
-                && let Some(line) = text.lines().find(|l| l.contains("panicked at"))
-            {
-                out.push((s, line.to_string()));
-            }
-        }
-        out
-    }
+/// Searches node logs (`(slot, text)`, see [`Nodes::logs`]) for panics: (slot, first panic
+/// line).
+pub fn panics(logs: &[(usize, String)]) -> Vec<(usize, String)> {
+    logs.iter()
+        .filter_map(|(s, text)| {
+            text.lines()
+                .find(|l| l.contains("panicked at"))
+                .map(|line| (*s, line.to_string()))
+        })
+        .collect()
 }
 
 impl Drop for Nodes {

@@ -246,6 +246,14 @@ impl Shared {
         self.raft.quorum_ack_age().is_some_and(|age| age < limit)
     }
 
+    /// Whether this node leads and a quorum of voters has left its requests unanswered for
+    /// `ms` milliseconds or more: evidence that it is cut off, not merely that it has been
+    /// too busy to send (see [`dqlite_raft::node::RaftNode::quorum_silence`]).
+    pub fn quorum_silent_for(&self, ms: u64) -> bool {
+        let limit = Duration::from_millis(ms);
+        self.raft.quorum_silence().is_some_and(|s| s >= limit)
+    }
+
     /// Whether this node is the Raft leader now (handing over or not).
     pub fn is_raft_leader(&self) -> bool {
         let m = self.raft.metrics();

@@ -458,8 +458,65 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
     /// acknowledged requests were sent); `None` if this node does not lead or has not heard
     /// from a quorum in its term yet. openraft 0.9 leaders do not step down when they lose
     /// their quorum: callers use this to stop serving (check-quorum).
+    ///
+    /// The younger of openraft's own figure and the network's [`FollowerAcks`]: while a large
+    /// entry is in transit openraft hears no answer at all (it retries the entry and sends no
+    /// heartbeat), but the heartbeats the network client sends on its behalf keep being
+    /// answered.
+    ///
+    /// [`FollowerAcks`]: crate::network::FollowerAcks
     pub fn quorum_ack_age(&self) -> Option<std::time::Duration> {
-        self.quorum.age()
+        let from_raft = self.quorum.age();
+        let from_net = self.leadership().and_then(|(term, configs)| {
+            self.net.follower_acks.quorum_age(
+                term,
+                &self.id.to_string(),
+                &configs,
+                std::time::Instant::now(),
+            )
+        });
+        match (from_raft, from_net) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How long a quorum of voters has left this leader's AppendEntries unanswered (see
+    /// [`FollowerAcks::quorum_silence`]); `None` if this node does not lead. Unlike
+    /// [`RaftNode::quorum_ack_age`], it does not grow while this leader sends nothing (its
+    /// own `fsync` of a large entry holds openraft's core, heartbeats included), so it tells a
+    /// leader cut off from its quorum from one that is only slow itself: what a commit in
+    /// flight should give up on.
+    ///
+    /// [`FollowerAcks::quorum_silence`]: crate::network::FollowerAcks::quorum_silence
+    pub fn quorum_silence(&self) -> Option<std::time::Duration> {
+        let (term, configs) = self.leadership()?;
+        Some(self.net.follower_acks.quorum_silence(
+            term,
+            &self.id.to_string(),
+            &configs,
+            std::time::Instant::now(),
+        ))
+    }
+
+    /// The term this node leads, with its voter configurations (two while joint) as ids in
+    /// `Display` form; `None` if it does not lead.
+    fn leadership(&self) -> Option<(u64, Vec<Vec<String>>)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leading = m.state == ServerState::Leader
+            && m.vote.is_committed()
+            && m.vote.leader_id().voted_for().as_ref() == Some(&self.id);
+        leading.then(|| {
+            let configs = m
+                .membership_config
+                .membership()
+                .get_joint_config()
+                .iter()
+                .map(|voters| voters.iter().map(|v| v.to_string()).collect())
+                .collect();
+            (m.vote.leader_id().term, configs)
+        })
     }
 
     /// Starts an election on this node, but only once it no longer owes the leader it

@@ -36,8 +36,16 @@ pub fn run_ci(args: &[String]) -> Result<(), String> {
     let mut doctest = cargo();
     doctest.args(["test", "--workspace", "--doc"]);
     run(doctest)?;
-    // A few-second smoke run of the side-by-side bench (debug builds: it checks the harness).
-    crate::bench::run_bench(&["--quick".into(), "--debug".into()])?;
+    // A short smoke run of the side-by-side bench (debug builds: it checks the harness), with
+    // the full one-million-row INSERT (one ~18 MiB entry), which must commit: a debug leader
+    // takes most of a second over its own fsync of it, and a check-quorum that mistook that
+    // for a lost quorum once failed it every time.
+    crate::bench::run_bench(&[
+        "--quick".into(),
+        "--debug".into(),
+        "--big-rows".into(),
+        "1000000".into(),
+    ])?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps"])

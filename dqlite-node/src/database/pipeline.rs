@@ -144,7 +144,10 @@ async fn propose(
                 if changed.is_err() || metrics.borrow_and_update().state != ServerState::Leader {
                     return unknown("this node stopped leading");
                 }
-                if !shared.heard_from_quorum_within(quorum_patience) {
+                // Silence, not the age of the last acknowledgement: a leader busy with its own
+                // fsync of a large entry sends no heartbeat for a while, and has no fresh
+                // acknowledgement to show without having been refused anything.
+                if shared.quorum_silent_for(quorum_patience) {
                     return unknown("this node lost its quorum");
                 }
             }

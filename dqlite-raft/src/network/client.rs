@@ -110,6 +110,7 @@ use openraft::{LogId, Vote};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::acks::FollowerAcks;
 use super::codec::{self, CodecError, KIND_REQUEST, KIND_RESPONSE, Request, Response};
 use super::connector::Connector;
 use super::contact::LeaderContact;
@@ -138,6 +139,9 @@ pub struct NetConfig {
     /// Recorded by the server whenever this member accepts a leader's AppendEntries; see
     /// [`LeaderContact`].
     pub leader_contact: LeaderContact,
+    /// Recorded by the client whenever a peer accepts this node's AppendEntries as leader;
+    /// see [`FollowerAcks`].
+    pub follower_acks: FollowerAcks,
 }
 
 impl Default for NetConfig {
@@ -147,6 +151,7 @@ impl Default for NetConfig {
             detached_timeout: Duration::from_secs(10),
             vote_hold: VoteHold::default(),
             leader_contact: LeaderContact::default(),
+            follower_acks: FollowerAcks::default(),
         }
     }
 }
@@ -449,6 +454,17 @@ enum CallError {
     TrimmedConflict,
 }
 
+/// Whether `r` answers an AppendEntries without rejecting the sender's vote: the peer
+/// accepted the sender as leader of its term.
+fn accepts_leader<C: TypeConfig>(r: &Response<C>) -> bool {
+    matches!(
+        r,
+        Response::AppendEntries(Ok(AppendEntriesResponse::Success
+            | AppendEntriesResponse::PartialSuccess(_)
+            | AppendEntriesResponse::Conflict))
+    )
+}
+
 /// Whether `e` says the peer closed the connection (rather than answering wrongly or slowly).
 fn is_closed(e: &CallError) -> bool {
     matches!(e, CallError::Network(CodecError::Io(e)) if matches!(
@@ -562,6 +578,17 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
         trimmed: bool,
         ttl: Duration,
     ) -> Result<(), CallError> {
+        // Who acknowledges this node's leadership, and in which term, if the peer accepts.
+        // The send is recorded before connecting: an unreachable peer is a silent one.
+        let sent = std::time::Instant::now();
+        let ack = match &req {
+            Request::AppendEntries(r) if r.vote.is_committed() => {
+                let (peer, term) = (self.target.to_string(), r.vote.leader_id().term);
+                self.config.follower_acks.record_sent(&peer, term, sent);
+                Some((self.config.follower_acks.clone(), peer, term))
+            }
+            _ => None,
+        };
         let mut conn = match self.lane(kind).idle.take() {
             Some(c) => c,
             None => self.connect().await?,
@@ -573,10 +600,19 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
         let task = tokio::spawn(async move {
             let ex = exchange_or_redial(&mut conn, &req, max_frame, &*connector, &node);
             match tokio::time::timeout(limit, ex).await {
-                Ok(Ok(r)) => Outcome {
-                    result: Ok(r),
-                    conn: Some(conn),
-                },
+                Ok(Ok(r)) => {
+                    // Recorded here, not when a call collects the answer: the answer to a
+                    // heartbeat sent on openraft's behalf may not be collected for a while.
+                    if let Some((acks, peer, term)) = &ack
+                        && accepts_leader(&r)
+                    {
+                        acks.record(peer, *term, sent);
+                    }
+                    Outcome {
+                        result: Ok(r),
+                        conn: Some(conn),
+                    }
+                }
                 Ok(Err(e)) => Outcome {
                     result: Err(e),
                     conn: None,
@@ -1353,6 +1389,42 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// The heartbeat sent on openraft's behalf while a large AppendEntries is in transit
+    /// counts as the follower's acknowledgement of its leader (check-quorum reads it), at once,
+    /// although openraft never sees its answer; the bulk answer counts too, once it arrives.
+    #[tokio::test]
+    async fn a_heartbeat_answered_meanwhile_is_recorded_as_an_acknowledgement() {
+        let (mut factory, _seen) = fake(slow_appends);
+        let acks = factory.config.follower_acks.clone();
+        let voters = [vec!["1".to_string(), "2".to_string(), "3".to_string()]];
+        let mut client = factory.new_client(2, &BasicNode::new("peer")).await;
+        let before = std::time::Instant::now();
+        start_and_cancel_bulk(&mut client).await;
+        assert_eq!(acks.quorum_age(1, "1", &voters, before), None);
+        // openraft's retry: it times out again (the entries need 400 ms), but the heartbeat
+        // it causes is answered at once.
+        let retry = tokio::time::timeout(
+            Duration::from_millis(100),
+            client.append_entries(append(1, None, 1..=3), long()),
+        )
+        .await;
+        assert!(retry.is_err(), "the retry should still be waiting");
+        // The bulk exchange answers only 400 ms after it started: a record now is the
+        // heartbeat's, sent when the retry began.
+        assert!(before.elapsed() < Duration::from_millis(400));
+        let age = acks
+            .quorum_age(1, "1", &voters, std::time::Instant::now())
+            .expect("the heartbeat's answer is an acknowledgement");
+        assert!(age < Duration::from_millis(150), "{age:?}");
+        assert_eq!(
+            acks.quorum_age(2, "1", &voters, std::time::Instant::now()),
+            None,
+            "recorded under the request's term only"
+        );
+        let r = client.append_entries(append(1, None, 1..=3), long()).await;
+        assert!(matches!(r, Ok(AppendEntriesResponse::Success)), "{r:?}");
     }
 
     #[tokio::test]

@@ -20,6 +20,7 @@
 //! is untouched: the leader's progress only moves on openraft's own requests, and the leader
 //! counts itself only after its own `fsync`.
 
+pub mod acks;
 pub mod client;
 pub mod codec;
 pub mod connector;
@@ -28,6 +29,7 @@ pub(crate) mod push;
 pub mod server;
 pub mod vote_hold;
 
+pub use acks::FollowerAcks;
 pub use client::{NetConfig, Network, PeerClient};
 pub use connector::{Connector, NodeAddr, TcpConnector, TlsConnector, WithPreamble};
 pub use contact::LeaderContact;

@@ -196,7 +196,10 @@ impl Cluster {
             .stdout(log)
             .stderr(err);
         if self.backend == Backend::Rs {
-            cmd.env("RUST_LOG", "warn");
+            // `DQLITE_BENCH_LOG` replaces the nodes' log filter (to look into a run kept
+            // with `DQLITE_BENCH_KEEP`).
+            let filter = std::env::var("DQLITE_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+            cmd.env("RUST_LOG", filter);
         }
         let child = cmd
             .spawn()

@@ -32,13 +32,14 @@ use report::{Figure, Phase, Report, Row};
 use crate::cmd::{cargo, run, workspace_root};
 
 const USAGE: &str = "usage: cargo xtask bench [--secs S] [--conns 1,8,64] [--rounds N]
-       [--bulk-mib N] [--bulk-rows N] [--parts kv,big] [--backends c,rs] [--no-python] [--quick] [--debug]
+       [--bulk-mib N] [--bulk-rows N] [--big-rows N] [--parts kv,big] [--backends c,rs] [--no-python] [--quick] [--debug]
        [--out FILE]
   --secs S       seconds per phase of each key/value cell (default 5)
   --conns LIST   connection counts of the key/value cells (default 1,8,64)
   --rounds N     run every key/value cell N times (medians shown; default 1)
   --bulk-mib N   size of the bulk load (default 100)
   --bulk-rows N  rows of 1 KiB per bulk-load transaction (default 100)
+  --big-rows N   rows of the one large INSERT (default 1,000,000; --quick: 100,000)
   --parts LIST   kv (key/value cells), big (bulk load, memory, disk, fail-over, restart)
   --backends     c,rs (default both; the ratios need both)
   --no-python    only the Rust client
@@ -81,6 +82,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         debug: false,
         out: None,
     };
+    // Applied after the loop, so that it wins over `--quick` in any order.
+    let mut big_rows = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -90,6 +93,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--rounds" => o.rounds = num(value()?)?.max(1.0) as usize,
             "--bulk-mib" => o.bulk_mib = num(value()?)?.max(1.0) as u64,
             "--bulk-rows" => o.bulk_rows = num(value()?)?.max(1.0) as u64,
+            "--big-rows" => big_rows = Some(num(value()?)?.max(1.0) as u64),
             "--conns" => {
                 o.conns = value()?
                     .split(',')
@@ -123,6 +127,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--out" => o.out = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if let Some(n) = big_rows {
+        o.big_rows = n;
     }
     Ok(o)
 }

@@ -46,6 +46,7 @@ mod data_dir;
 mod database;
 mod error;
 mod gateway;
+mod heap;
 mod http;
 mod membership;
 mod metrics;

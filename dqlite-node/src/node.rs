@@ -81,6 +81,10 @@ pub struct NodeOptions {
     /// request, a worker only while its jobs keep arriving within the budget, and never on
     /// a single-CPU machine. Zero turns it off. Default 200 µs.
     pub spin: Duration,
+    /// How often the node gives the heap's free memory back to the system (glibc's
+    /// `malloc_trim`; see `dqlite_vfs::heap::trim`). Without it the resident size stays at
+    /// the peak a bulk load or a large transaction reached. `None`: never. Default 1 s.
+    pub heap_trim: Option<Duration>,
     /// Raft settings (timeouts, snapshot policy, log store). `raft.read_lease` (default
     /// [`DEFAULT_READ_LEASE`]) lets a read-index round cover the reads of the next 200 ms
     /// (see `dqlite_raft::node::NodeOptions::read_lease` for why that stays linearizable, and
@@ -111,6 +115,7 @@ impl Default for NodeOptions {
             heartbeat_timeout_ms: 15000,
             handover_timeout: Duration::from_secs(5),
             spin: DEFAULT_SPIN,
+            heap_trim: Some(Duration::from_secs(1)),
             roles: RoleOptions::default(),
             raft: RaftOptions::default().with_read_lease(Some(DEFAULT_READ_LEASE)),
         }
@@ -129,6 +134,12 @@ impl NodeOptions {
     /// Sets [`NodeOptions::spin`].
     pub fn with_spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
+        self
+    }
+
+    /// Sets [`NodeOptions::heap_trim`].
+    pub fn with_heap_trim(mut self, heap_trim: Option<Duration>) -> Self {
+        self.heap_trim = heap_trim;
         self
     }
 
@@ -532,6 +543,10 @@ impl NodeBuilder {
         let (stop_tx, stop_rx) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(shared.clone(), listener, stop_rx.clone()));
         let roles_task = tokio::spawn(roles::run(shared.clone(), stop_rx.clone()));
+        // Detached: it ends when the node stops (or is dropped, closing `stop`).
+        if let Some(every) = shared.options.heap_trim {
+            tokio::spawn(crate::heap::run(every, stop_rx.clone()));
+        }
         let http_task =
             http_listener.map(|l| tokio::spawn(http::serve(shared.clone(), l, stop_rx.clone())));
 

@@ -80,6 +80,7 @@ mod error;
 mod file;
 mod format;
 mod frames;
+pub mod heap;
 mod math;
 mod shm;
 mod snapshot;

@@ -8,14 +8,15 @@ use parking_lot::Mutex;
 
 /// For each peer: the send time of the latest AppendEntries of this node that the peer
 /// answered without rejecting its vote (`Success`, `PartialSuccess` or `Conflict`: the peer
-/// accepted this node as leader of that term), and the send time of the oldest AppendEntries
-/// sent to it since then that is still unanswered.
+/// accepted this node as leader of that term), and since when the peer has failed this
+/// node: the send time of the oldest heartbeat left unanswered, or of the oldest request that
+/// failed (no connection, an I/O error, a rejected vote), since the last accepted one.
 ///
-/// The network client records every send and every such answer, on either lane, including
-/// the heartbeats it sends on openraft's behalf while a large AppendEntries is still in
-/// transit (see [`client`](super::client), "Two connections per peer"). openraft 0.9.25 never
-/// sees those answers, so its own `millis_since_quorum_ack` grows for as long as a large entry
-/// is being shipped and flushed, although every follower keeps confirming the leader.
+/// The network client records all of it, on either lane, including the heartbeats it sends
+/// on openraft's behalf while a large AppendEntries is still in transit (see
+/// [`client`](super::client), "Two connections per peer"). openraft 0.9.25 never sees those
+/// answers, so its own `millis_since_quorum_ack` grows for as long as a large entry is being
+/// shipped and flushed, although every follower keeps confirming the leader.
 ///
 /// Two questions are answered from these records:
 ///
@@ -25,15 +26,14 @@ use parking_lot::Mutex;
 ///   another for an election timeout). Positive evidence of leadership, for serving reads.
 ///   [`RaftNode::quorum_ack_age`](crate::node::RaftNode::quorum_ack_age) takes the younger of
 ///   this and openraft's figure.
-/// - [`FollowerAcks::quorum_silence`]: how long a quorum has left this leader's requests
-///   unanswered. Evidence of *loss*, for giving up on a commit in flight: a leader that sent
-///   nothing for a while (its own `fsync` of a large entry holds openraft's core, which sends
-///   no heartbeat meanwhile) has no answers to show, but it was not refused any either.
+/// - [`FollowerAcks::quorum_silence`]: how long a quorum has been failing this leader.
+///   Evidence of *loss*, for giving up on a commit in flight. Only what a live follower
+///   answers at once counts: a heartbeat, or a failure. A request carrying entries may take
+///   long for good reasons (the follower writes and flushes them first; the leader's own
+///   `fsync` of a large entry holds openraft's core, which sends nothing meanwhile), so a
+///   leader that is merely slow shows no silence, while one cut off does: its heartbeats,
+///   including those the client adds while entries are in transit, go unanswered.
 ///
-/// A node sends AppendEntries only as leader, with its own vote, and leads at most once per
-/// term; so the term identifies the leadership a record belongs to. Peers are keyed by their
-/// id's `Display` form (the network configuration is not generic over the id type). Clones
-/// share the records.
 #[derive(Debug, Clone, Default)]
 pub struct FollowerAcks {
     by_peer: Arc<Mutex<HashMap<String, PeerRecord>>>,
@@ -45,8 +45,8 @@ struct PeerRecord {
     term: u64,
     /// Send time of the latest request the peer accepted.
     acked: Option<Instant>,
-    /// Send time of the oldest request sent since the peer last accepted one (or since the
-    /// term began), not answered yet.
+    /// Send time of the oldest heartbeat left unanswered, or of the oldest failed request,
+    /// since the peer last accepted one (or since the term began).
     unanswered_since: Option<Instant>,
 }
 
@@ -77,14 +77,16 @@ impl FollowerAcks {
         (rec.term == term).then_some(rec)
     }
 
-    /// Records that this node, as leader of `term`, sends `peer` an AppendEntries now (`at`),
-    /// before it is known whether the peer can even be reached.
-    pub(crate) fn record_sent(&self, peer: &str, term: u64, at: Instant) {
+    /// Records that `peer` has to answer this node, leader of `term`, a heartbeat sent at
+    /// `sent` (before it is known whether the peer can even be reached), or that a request
+    /// sent at `sent` failed. Stale if the peer accepted a request sent later since.
+    pub(crate) fn record_unanswered(&self, peer: &str, term: u64, sent: Instant) {
         let mut map = self.by_peer.lock();
         if let Some(rec) = Self::entry(&mut map, peer, term)
             && rec.unanswered_since.is_none()
+            && rec.acked.is_none_or(|a| a < sent)
         {
-            rec.unanswered_since = Some(at);
+            rec.unanswered_since = Some(sent);
         }
     }
 
@@ -126,8 +128,9 @@ impl FollowerAcks {
     }
 
     /// How long some config of `configs` has lacked a majority that answers this node, `me`,
-    /// as leader of `term`: a peer's silence is the age of its oldest unanswered request
-    /// (zero if none is pending, or if it was never sent anything in `term`), `me`'s is zero.
+    /// as leader of `term`: a peer's silence is the age of its oldest unanswered heartbeat or
+    /// failed request since it last accepted one (zero if there is none, or if it was sent
+    /// nothing in `term`), `me`'s is zero.
     pub fn quorum_silence(
         &self,
         term: u64,
@@ -234,12 +237,13 @@ mod tests {
         let now = Instant::now();
         let at = |ms: u64| now - Duration::from_millis(ms);
         let three = [ids(&["1", "2", "3"])];
-        // Nothing sent yet (a leader whose core is busy with its own fsync): no silence.
+        // No heartbeat sent yet (a leader whose core is busy with its own fsync): no silence.
         assert_eq!(acks.quorum_silence(5, "1", &three, now), Duration::ZERO);
-        // Both peers sent a heartbeat 900 ms ago, peer 2 also one 500 ms ago; none answered.
-        acks.record_sent("2", 5, at(900));
-        acks.record_sent("3", 5, at(900));
-        acks.record_sent("2", 5, at(500));
+        // Both peers were sent a heartbeat 900 ms ago, peer 2 also one 500 ms ago; none
+        // answered.
+        acks.record_unanswered("2", 5, at(900));
+        acks.record_unanswered("3", 5, at(900));
+        acks.record_unanswered("2", 5, at(500));
         assert_eq!(
             acks.quorum_silence(5, "1", &three, now),
             Duration::from_millis(900),
@@ -250,19 +254,26 @@ mod tests {
         assert_eq!(acks.quorum_silence(5, "1", &three, now), Duration::ZERO);
         // Peer 3 is sent another request 300 ms ago, unanswered: the majority's silence is
         // the smaller of peer 2's (900) and peer 3's (300).
-        acks.record_sent("3", 5, at(300));
+        acks.record_unanswered("3", 5, at(300));
         assert_eq!(
             acks.quorum_silence(5, "1", &three, now),
             Duration::from_millis(300)
         );
         // A new term starts from nothing.
         assert_eq!(acks.quorum_silence(6, "1", &three, now), Duration::ZERO);
-        acks.record_sent("2", 6, at(100));
+        acks.record_unanswered("2", 6, at(100));
         // A late answer to a term-5 request changes nothing in term 6.
         acks.record("2", 5, at(50));
         assert_eq!(
             acks.quorum_silence(6, "1", &[ids(&["1", "2"])], now),
             Duration::from_millis(100)
+        );
+        // A failure of a request sent before the peer's last accepted one is stale.
+        acks.record("3", 6, at(200));
+        acks.record_unanswered("3", 6, at(400));
+        assert_eq!(
+            acks.quorum_silence(6, "1", &[ids(&["1", "3"])], now),
+            Duration::ZERO
         );
     }
 }

@@ -578,20 +578,32 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
         trimmed: bool,
         ttl: Duration,
     ) -> Result<(), CallError> {
-        // Who acknowledges this node's leadership, and in which term, if the peer accepts.
-        // The send is recorded before connecting: an unreachable peer is a silent one.
+        // Who acknowledges (or fails) this node as leader, and in which term. A heartbeat is
+        // recorded as unanswered before connecting: an unreachable peer is a silent one.
         let sent = std::time::Instant::now();
         let ack = match &req {
             Request::AppendEntries(r) if r.vote.is_committed() => {
                 let (peer, term) = (self.target.to_string(), r.vote.leader_id().term);
-                self.config.follower_acks.record_sent(&peer, term, sent);
+                if r.entries.is_empty() {
+                    self.config
+                        .follower_acks
+                        .record_unanswered(&peer, term, sent);
+                }
                 Some((self.config.follower_acks.clone(), peer, term))
             }
             _ => None,
         };
         let mut conn = match self.lane(kind).idle.take() {
             Some(c) => c,
-            None => self.connect().await?,
+            None => match self.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some((acks, peer, term)) = &ack {
+                        acks.record_unanswered(peer, *term, sent);
+                    }
+                    return Err(e);
+                }
+            },
         };
         let limit = self.config.detached_timeout.max(ttl);
         let max_frame = self.config.max_frame;
@@ -599,20 +611,20 @@ impl<C: TypeConfig, K: Connector<C::Node>> PeerClient<C, K> {
         let node = self.node.clone();
         let task = tokio::spawn(async move {
             let ex = exchange_or_redial(&mut conn, &req, max_frame, &*connector, &node);
-            match tokio::time::timeout(limit, ex).await {
-                Ok(Ok(r)) => {
-                    // Recorded here, not when a call collects the answer: the answer to a
-                    // heartbeat sent on openraft's behalf may not be collected for a while.
-                    if let Some((acks, peer, term)) = &ack
-                        && accepts_leader(&r)
-                    {
-                        acks.record(peer, *term, sent);
-                    }
-                    Outcome {
-                        result: Ok(r),
-                        conn: Some(conn),
-                    }
+            let result = tokio::time::timeout(limit, ex).await;
+            // Recorded here, not when a call collects the answer: the answer to a heartbeat
+            // sent on openraft's behalf may not be collected for a while.
+            if let Some((acks, peer, term)) = &ack {
+                match &result {
+                    Ok(Ok(r)) if accepts_leader(r) => acks.record(peer, *term, sent),
+                    _ => acks.record_unanswered(peer, *term, sent),
                 }
+            }
+            match result {
+                Ok(Ok(r)) => Outcome {
+                    result: Ok(r),
+                    conn: Some(conn),
+                },
                 Ok(Err(e)) => Outcome {
                     result: Err(e),
                     conn: None,

@@ -79,6 +79,11 @@ pub struct Settings {
     /// waking a sleeping thread is slow (0: never poll) [default: 200].
     #[arg(long, env = "DQLITE_SPIN_US")]
     pub spin_us: Option<u64>,
+    /// Milliseconds between two returns of the heap's free memory to the system (glibc's
+    /// malloc_trim), so that memory freed after a bulk load or a large transaction does not
+    /// stay resident (0: never) [default: 1000].
+    #[arg(long, env = "DQLITE_HEAP_TRIM_MS")]
+    pub heap_trim_ms: Option<u64>,
     /// Client connections served at once (one more gets a FAILURE naming the limit)
     /// [default: 1024].
     #[arg(long, env = "DQLITE_MAX_CONNECTIONS")]
@@ -137,7 +142,7 @@ impl Settings {
             id, address, bind, dir, join, http_address, failure_domain, role_management, voters,
             standbys, roles_interval_ms, offline_after_ms, heartbeat_ms, election_timeout_min_ms,
             election_timeout_max_ms, snapshot_threshold, snapshot_trailing, leader_local_reads,
-            read_lease, spin_us, max_connections, max_databases, tls_cert, tls_key, tls_ca,
+            read_lease, spin_us, heap_trim_ms, max_connections, max_databases, tls_cert, tls_key, tls_ca,
             tls_server_name, log_json,
         )
     }
@@ -158,6 +163,9 @@ impl Settings {
         }
         if let Some(v) = self.spin_us {
             o.spin = std::time::Duration::from_micros(v);
+        }
+        if let Some(v) = self.heap_trim_ms {
+            o.heap_trim = (v > 0).then(|| std::time::Duration::from_millis(v));
         }
         if let Some(v) = self.max_connections {
             o.max_connections = v;
@@ -285,6 +293,7 @@ mod tests {
             join = ["10.0.0.1:9001"]
             http-address = "127.0.0.1:9101"
             snapshot-threshold = 100
+            heap-trim-ms = 0
             "#,
         )
         .unwrap();
@@ -300,6 +309,8 @@ mod tests {
             o.raft.raft.snapshot_policy,
             openraft::SnapshotPolicy::LogsSinceLast(100)
         );
+        assert_eq!(o.heap_trim, None, "0 turns the trim off");
+        assert!(NodeOptions::default().heap_trim.is_some());
         s.builder().unwrap();
     }
 

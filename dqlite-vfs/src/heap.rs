@@ -51,7 +51,9 @@ mod tests {
             .partition(|(i, _)| i % 2 == 0);
         drop(free);
         let released = trim();
-        if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        if cfg!(dqlite_asan) {
+            // Under AddressSanitizer its allocator serves malloc and has nothing to trim.
+        } else if cfg!(all(target_os = "linux", target_env = "gnu")) {
             assert!(released, "glibc released none of 3.2 MiB of free blocks");
         } else {
             assert!(!released);

@@ -223,7 +223,8 @@ pub fn asan(_args: &[String]) -> Result<(), String> {
         "--target-dir",
         "target/asan",
     ])
-    .env("RUSTFLAGS", "-Zsanitizer=address")
+    // `dqlite_asan` tells tests that the C allocator is ASan's (no `malloc_trim`).
+    .env("RUSTFLAGS", "-Zsanitizer=address --cfg dqlite_asan")
     .env("RUSTDOCFLAGS", "-Zsanitizer=address")
     .env("ASAN_OPTIONS", "detect_leaks=1")
     .env("PROPTEST_CASES", "32");

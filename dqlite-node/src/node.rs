@@ -253,8 +253,7 @@ impl Shared {
 
     /// Whether this node leads and a quorum acknowledged it within `ms` milliseconds.
     pub fn heard_from_quorum_within(&self, ms: u64) -> bool {
-        let limit = Duration::from_millis(ms);
-        self.raft.quorum_ack_age().is_some_and(|age| age < limit)
+        self.raft.acknowledged_within(Duration::from_millis(ms))
     }
 
     /// Whether this node leads and a quorum of voters has left its requests unanswered for

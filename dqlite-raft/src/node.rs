@@ -466,19 +466,31 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
     ///
     /// [`FollowerAcks`]: crate::network::FollowerAcks
     pub fn quorum_ack_age(&self) -> Option<std::time::Duration> {
-        let from_raft = self.quorum.age();
-        let from_net = self.leadership().and_then(|(term, configs)| {
-            self.net.follower_acks.quorum_age(
-                term,
-                &self.id.to_string(),
-                &configs,
-                std::time::Instant::now(),
-            )
-        });
-        match (from_raft, from_net) {
+        match (self.quorum.age(), self.net_quorum_age()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Whether [`RaftNode::quorum_ack_age`] is under `limit`, asking the network's records
+    /// only when openraft's own figure does not already say so (the check runs on every
+    /// client request, and the network's figure lists the voters anew each time).
+    pub fn acknowledged_within(&self, limit: std::time::Duration) -> bool {
+        self.quorum.age().is_some_and(|a| a < limit)
+            || self.net_quorum_age().is_some_and(|a| a < limit)
+    }
+
+    /// The network's [`FollowerAcks`] figure for [`RaftNode::quorum_ack_age`].
+    ///
+    /// [`FollowerAcks`]: crate::network::FollowerAcks
+    fn net_quorum_age(&self) -> Option<std::time::Duration> {
+        let (term, configs) = self.leadership()?;
+        self.net.follower_acks.quorum_age(
+            term,
+            &self.id.to_string(),
+            &configs,
+            std::time::Instant::now(),
+        )
     }
 
     /// How long a quorum of voters has left this leader's AppendEntries unanswered (see

@@ -33,7 +33,6 @@ use parking_lot::Mutex;
 ///   `fsync` of a large entry holds openraft's core, which sends nothing meanwhile), so a
 ///   leader that is merely slow shows no silence, while one cut off does: its heartbeats,
 ///   including those the client adds while entries are in transit, go unanswered.
-///
 #[derive(Debug, Clone, Default)]
 pub struct FollowerAcks {
     by_peer: Arc<Mutex<HashMap<String, PeerRecord>>>,

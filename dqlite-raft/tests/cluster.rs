@@ -1,6 +1,7 @@
 //! A 3-member cluster over real TCP on 127.0.0.1, each member on its own tokio runtime:
 //! election, 10,000 replicated entries, leader killed and restarted, a member caught up by
-//! snapshot after the leader purged the entries it misses.
+//! snapshot after the leader purged the entries it misses, a follower that lost acknowledged
+//! entries to a crash caught up again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -423,4 +424,75 @@ fn a_leader_answers_votes_only_after_its_read_lease() {
         answered >= lease,
         "the leader answered a vote {answered:?} after taking a {lease:?} lease"
     );
+}
+
+/// Zeroes the last `n` frames of the newest log segment in `dir` (a crash that lost writes the
+/// node had already acknowledged: a disk that lied about its flush). Returns how many frames
+/// were zeroed.
+fn lose_log_tail(dir: &std::path::Path, n: usize) -> usize {
+    use dqlite_raft::frame::{Decoded, SEGMENT_HEADER_LEN, decode_frame};
+    let segs = dqlite_raft::segment::list_segments(dir).unwrap();
+    let (_, path) = segs.last().unwrap();
+    let mut buf = std::fs::read(path).unwrap();
+    let mut offs = Vec::new();
+    let mut pos = SEGMENT_HEADER_LEN;
+    while let Decoded::Frame(f) = decode_frame(&buf[pos..]) {
+        offs.push(pos);
+        pos += f.len;
+    }
+    let n = n.min(offs.len());
+    let from = offs[offs.len() - n];
+    buf[from..pos].fill(0);
+    std::fs::write(path, buf).unwrap();
+    n
+}
+
+/// A follower that lost the tail of its log (entries it had acknowledged) in a crash is caught
+/// up again after it restarts, and the cluster keeps committing meanwhile: the leader, whose
+/// record says the follower holds those entries, learns otherwise from its Conflict answer.
+#[test]
+fn a_follower_that_lost_acknowledged_entries_is_caught_up_after_restart() {
+    follower_loses_log_tail(options);
+}
+
+/// The same with read leases on: the restarted follower also holds its vote for a while.
+#[test]
+fn a_follower_that_lost_acknowledged_entries_is_caught_up_with_read_leases() {
+    follower_loses_log_tail(|| with_lease(Duration::from_millis(300)));
+}
+
+fn follower_loses_log_tail(opts: fn() -> NodeOptions) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ms = start_three(tmp.path(), opts);
+    let leader = initialize(&ms);
+    let li = (leader - 1) as usize;
+    let last = propose_many(&ms[li], 0, 500);
+    wait_applied(&ms.iter().collect::<Vec<_>>(), last);
+
+    let fi = ms.iter().position(|m| m.id != leader).unwrap();
+    let (dir, addr, id) = (ms[fi].dir.clone(), ms[fi].addr, ms[fi].id);
+    ms[fi].kill();
+    let zeroed = lose_log_tail(&dir.join("log"), 64);
+    assert!(zeroed > 0);
+    ms[fi] = Member::start_with(id, dir, Some(addr), opts());
+    let restarted_at = ms[fi].node().metrics().borrow().last_log_index.unwrap_or(0);
+    assert!(
+        restarted_at < last,
+        "the follower kept its whole log ({restarted_at} >= {last})"
+    );
+
+    let li = ms
+        .iter()
+        .position(|m| m.node().metrics().borrow().state == ServerState::Leader)
+        .unwrap_or(li);
+    let last2 = propose_many(&ms[li], 500, 200);
+    wait_applied(&ms.iter().collect::<Vec<_>>(), last2);
+    let d = ms[li].digest();
+    assert_eq!(d.count, 700);
+    for m in &ms {
+        assert_eq!(m.digest(), d, "member {} diverges", m.id);
+    }
+    for m in &mut ms {
+        m.kill();
+    }
 }

@@ -15,6 +15,25 @@ use crate::error::SqlFailure;
 use super::spin;
 use super::worker::{Applied, ConnId, Executed, Image, Job, Prepared, QueryMsg, WorkerHandle};
 
+/// The answer to frames queued with [`DatabaseHandle::queue_apply`].
+#[derive(Debug)]
+pub(crate) struct QueuedApply {
+    name: Arc<str>,
+    /// `None`: the worker was gone when the frames were queued.
+    rx: Option<oneshot::Receiver<Result<Applied, String>>>,
+}
+
+impl QueuedApply {
+    /// Waits until the worker applied (or refused) the frames.
+    pub async fn outcome(self) -> Result<Applied, String> {
+        let gone = || format!("worker of {:?} is gone", self.name);
+        let rx = self.rx.ok_or_else(gone)?;
+        rx.await
+            .map_err(|_| gone())?
+            .map_err(|e| format!("applying frames to {:?}: {e}", self.name))
+    }
+}
+
 /// A database of this node, served by its worker thread. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct DatabaseHandle {
@@ -169,15 +188,25 @@ impl DatabaseHandle {
         base: Option<u64>,
         index: u64,
     ) -> Result<Applied, String> {
-        self.call(|reply| Job::Apply {
+        self.queue_apply(frames, base, index).outcome().await
+    }
+
+    /// Queues the frames of entry `index` on the worker without waiting for them: the caller
+    /// queues the frames of several entries, then waits for each [`QueuedApply`] in log
+    /// order, so that the worker applies one entry while the next is decoded. The worker
+    /// applies them in the order they were queued.
+    pub fn queue_apply(&self, frames: Frames, base: Option<u64>, index: u64) -> QueuedApply {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.worker.send(Job::Apply {
             frames,
             base,
             index,
             reply,
-        })
-        .await
-        .ok_or_else(|| format!("worker of {:?} is gone", self.name()))?
-        .map_err(|e| format!("applying frames to {:?}: {e}", self.name()))
+        });
+        QueuedApply {
+            name: self.name.clone(),
+            rx: sent.then_some(rx),
+        }
     }
 
     /// Folds the WAL into the main file (when nobody reads).

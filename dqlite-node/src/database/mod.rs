@@ -10,5 +10,5 @@ pub(crate) mod statement;
 pub(crate) mod values;
 pub(crate) mod worker;
 
-pub(crate) use handle::DatabaseHandle;
+pub(crate) use handle::{DatabaseHandle, QueuedApply};
 pub(crate) use registry::Registry;

@@ -31,8 +31,8 @@ use openraft::EntryPayload;
 
 use super::NodeConfig;
 use super::command::Command;
-use crate::database::Registry;
 use crate::database::worker::{Applied, Image};
+use crate::database::{QueuedApply, Registry};
 
 const SNAPSHOT_VERSION: u8 = 2;
 /// The last-frames index stored for "unknown".
@@ -84,6 +84,13 @@ impl Fsm {
         }
         Ok(Applied::Done)
     }
+}
+
+/// The outcome of one entry of an [`StateMachine::apply`] batch.
+enum Outcome {
+    Ready(Applied),
+    /// Frames queued on their database's worker.
+    Queued(QueuedApply),
 }
 
 /// A captured view of every database and the metadata, serialized on a blocking thread.
@@ -214,7 +221,12 @@ impl StateMachine<NodeConfig> for Fsm {
         &mut self,
         entries: Vec<openraft::Entry<NodeConfig>>,
     ) -> Result<Vec<Applied>, SmError> {
-        let mut outcomes = Vec::with_capacity(entries.len());
+        // Frames are queued on their database's worker as they are decoded and their answers
+        // collected afterwards, in log order: a worker applies one entry while the next ones
+        // are decoded (what a restart's replay of the whole log, and a follower catching up,
+        // spend their time on). Each worker applies its queue in order; the other commands
+        // take effect here at once, and none of them depends on a database's frames.
+        let mut queued = Vec::with_capacity(entries.len());
         for e in entries {
             let outcome = match e.payload {
                 EntryPayload::Normal(data) => {
@@ -224,11 +236,25 @@ impl StateMachine<NodeConfig> for Fsm {
                     let index = e.log_id.index;
                     let cmd =
                         Command::decode(&data).map_err(|err| format!("entry {index}: {err}"))?;
-                    self.apply_command(cmd, index).await?
+                    match cmd {
+                        Command::Frames { db, base, frames } => Outcome::Queued(
+                            self.registry
+                                .get_or_start(&db)?
+                                .queue_apply(frames, base, index),
+                        ),
+                        other => Outcome::Ready(self.apply_command(other, index).await?),
+                    }
                 }
-                _ => Applied::Done,
+                _ => Outcome::Ready(Applied::Done),
             };
-            outcomes.push(outcome);
+            queued.push(outcome);
+        }
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for o in queued {
+            outcomes.push(match o {
+                Outcome::Ready(a) => a,
+                Outcome::Queued(q) => q.outcome().await?,
+            });
         }
         Ok(outcomes)
     }

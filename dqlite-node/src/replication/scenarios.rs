@@ -176,6 +176,37 @@ async fn a_commit_computed_before_another_leaders_entry_is_skipped_everywhere() 
     }
 }
 
+/// The FSM queues every entry of a batch on its worker before it waits for any answer
+/// (`DatabaseHandle::queue_apply`). An entry that fails to apply fails the batch, and the
+/// entries queued behind it are refused rather than laid on a state that lacks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_queued_behind_a_failed_apply_are_not_applied() {
+    let (mut a, b) = two_nodes().await;
+    // Frames of another page size cannot apply (the database's pages are 4096 bytes).
+    let bad = Command::Frames {
+        db: DB.into(),
+        base: Some(2),
+        frames: dqlite_vfs::Frames::from_contiguous(512, 1, &[1], &[0u8; 512]).unwrap(),
+    };
+    // A valid commit built on index 2, which the failed entry did not move.
+    let good = frames(b.exec(1, "UPDATE t SET v = v + 5").await.unwrap().unwrap());
+    let entries = [bad, good]
+        .iter()
+        .enumerate()
+        .map(|(i, cmd)| Entry::<NodeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 3 + i as u64),
+            payload: EntryPayload::Normal(cmd.encode()),
+        })
+        .collect();
+    let r = a.fsm.apply(entries).await;
+    assert!(r.is_err(), "a batch with a failed apply succeeded: {r:?}");
+    assert_eq!(
+        a.rows(1, "SELECT v FROM t").await,
+        [[Value::Integer(0)]],
+        "the entry queued behind the failed one was applied"
+    );
+}
+
 /// F2 (half-applied transaction): a transaction the node rolled back itself (another
 /// leader's commit needed the write lock) must be reported to its connection, and nothing
 /// the connection sends afterwards may run outside it (in autocommit) until its client ends

@@ -334,6 +334,9 @@ struct Worker {
     /// The log index of the last Frames entry applied (0: none yet; `None`: unknown, after
     /// restoring a snapshot that did not record it). A commit captured now is based on it.
     last_frames: Option<u64>,
+    /// The error of an apply that failed: every later apply is refused with it (the state
+    /// machine stops on the first failure; entries already queued behind it must not land).
+    apply_failed: Option<String>,
     /// Connections that changed state a group commit would not carry (a PRAGMA, a
     /// temporary object, an attached database): their statements always run alone.
     local_state: HashSet<ConnId>,
@@ -376,6 +379,7 @@ impl Worker {
             cancel_queries: false,
             pending: None,
             last_frames: Some(0),
+            apply_failed: None,
             lost: HashSet::new(),
             local_state: HashSet::new(),
             group_conn: None,
@@ -609,7 +613,18 @@ impl Worker {
                 index,
                 reply,
             } => {
-                let r = self.apply(&frames, base, index);
+                let r = match &self.apply_failed {
+                    // Entries are queued ahead of their answers (`DatabaseHandle::queue_apply`):
+                    // after a failure, the later ones are refused rather than applied on a
+                    // state that lacks the failed one.
+                    Some(e) => Err(format!("entry {index} follows a failed apply: {e}")),
+                    None => self.apply(&frames, base, index),
+                };
+                if let Err(e) = &r
+                    && self.apply_failed.is_none()
+                {
+                    self.apply_failed = Some(e.clone());
+                }
                 let _ = reply.send(r);
             }
             Job::Abort { conn } => self.abort_pending_of(conn),

@@ -140,6 +140,9 @@ fn configure(
         ));
     }
     conn.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA foreign_keys=ON")?;
+    // Main-file pages are read in place (`xFetch`) rather than copied into this
+    // connection's page cache: the VFS holds them in memory already.
+    conn.execute_batch(&format!("PRAGMA mmap_size={MMAP_SIZE}"))?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     // SAFETY: the handle is valid for the life of `conn`, which is used by this thread only.
     if let Err(rc) = unsafe { crate::math::register(conn.handle()) } {
@@ -179,6 +182,10 @@ fn main_file_id(conn: &rusqlite::Connection) -> Option<u64> {
     // SAFETY: `f` is NULL or the live main file of `conn`.
     unsafe { file::main_file_id(f) }
 }
+
+/// The `mmap_size` of every connection: SQLite's own cap (`SQLITE_MAX_MMAP_SIZE`, 2 GiB less
+/// 64 KiB) bounds it; pages beyond it are read with `xRead`.
+const MMAP_SIZE: i64 = 0x7fff_0000;
 
 /// Pragmas whose value may be read but not set.
 const READ_ONLY_PRAGMAS: &[&str] = &[

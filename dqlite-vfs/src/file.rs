@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use libsqlite3_sys as ffi;
 
+use crate::frames::Page;
 use crate::shm::{FileLocks, LockError, N_LOCKS, WRITE_LOCK};
 use crate::vfs::{DbShared, NameKind, classify, name_of, shared};
 
@@ -30,6 +31,13 @@ enum Kind {
         locks: FileLocks,
         /// Main-file lock level (SQLITE_LOCK_*).
         level: c_int,
+        /// Pages handed to SQLite by `xFetch` and not yet released by `xUnfetch`, with their
+        /// offsets: holding them keeps their memory alive and unchanged while SQLite reads
+        /// it.
+        fetched: Vec<(i64, Page)>,
+        /// How far into the file `xFetch` serves pages (`SQLITE_FCNTL_MMAP_SIZE`, which
+        /// SQLite sends for `PRAGMA mmap_size`); 0 until set.
+        mmap_limit: i64,
     },
     Wal {
         db: Arc<DbShared>,
@@ -39,8 +47,11 @@ enum Kind {
     Journal,
 }
 
+/// Version 3: with `xFetch`, SQLite's pager reads main-file pages in place (when the
+/// connection's `mmap_size` is above zero, as [`crate::Connection`] sets it) instead of
+/// copying each one into every connection's page cache.
 static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
-    iVersion: 2,
+    iVersion: 3,
     xClose: Some(x_close),
     xRead: Some(x_read),
     xWrite: Some(x_write),
@@ -57,8 +68,8 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xShmLock: Some(x_shm_lock),
     xShmBarrier: Some(x_shm_barrier),
     xShmUnmap: Some(x_shm_unmap),
-    xFetch: None,
-    xUnfetch: None,
+    xFetch: Some(x_fetch),
+    xUnfetch: Some(x_unfetch),
 };
 
 /// Run a callback body, turning a panic into an SQLite error instead of aborting.
@@ -152,6 +163,8 @@ pub(crate) unsafe extern "C" fn x_open(
                 id,
                 locks: FileLocks::default(),
                 level: ffi::SQLITE_LOCK_NONE,
+                fetched: Vec::new(),
+                mmap_limit: 0,
             }
         }
     };
@@ -329,11 +342,29 @@ unsafe extern "C" fn x_check_reserved_lock(
 }
 
 unsafe extern "C" fn x_file_control(
-    _file: *mut ffi::sqlite3_file,
-    _op: c_int,
-    _arg: *mut c_void,
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
 ) -> c_int {
-    ffi::SQLITE_NOTFOUND
+    if op != ffi::SQLITE_FCNTL_MMAP_SIZE || arg.is_null() {
+        return ffi::SQLITE_NOTFOUND;
+    }
+    // SAFETY: the file is ours.
+    let k = unsafe { kind(file) };
+    let Kind::Main { mmap_limit, .. } = k else {
+        return ffi::SQLITE_NOTFOUND;
+    };
+    // SAFETY: for SQLITE_FCNTL_MMAP_SIZE, `arg` points to an i64: the new limit (negative:
+    // only asking), replaced by the limit in force before.
+    unsafe {
+        let asked = arg.cast::<i64>();
+        let new = *asked;
+        *asked = *mmap_limit;
+        if new >= 0 {
+            *mmap_limit = new;
+        }
+    }
+    ffi::SQLITE_OK
 }
 
 unsafe extern "C" fn x_sector_size(_file: *mut ffi::sqlite3_file) -> c_int {
@@ -418,6 +449,66 @@ unsafe extern "C" fn x_shm_unmap(file: *mut ffi::sqlite3_file, _delete: c_int) -
         // The regions stay: the database object owns them until it is dropped, so a
         // pending commit's index entries survive connections closing.
         db.state.lock().shm.unlock(locks, 0, N_LOCKS);
+    }
+    ffi::SQLITE_OK
+}
+
+/// `xFetch`: a pointer to the main-file page at `off`, read in place by SQLite until the
+/// matching `xUnfetch`. NULL (SQLite then reads with `xRead`) for anything but one whole page
+/// of the main file that exists and ends within the connection's `mmap_size`.
+unsafe extern "C" fn x_fetch(
+    file: *mut ffi::sqlite3_file,
+    off: i64,
+    amt_c: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: `out` is valid per the VFS contract.
+    unsafe { *out = std::ptr::null_mut() };
+    let (Ok(offset), Ok(amt)) = (u64::try_from(off), usize::try_from(amt_c)) else {
+        return ffi::SQLITE_OK;
+    };
+    // SAFETY: the file is ours.
+    let k = unsafe { kind(file) };
+    let Kind::Main {
+        db,
+        fetched,
+        mmap_limit,
+        ..
+    } = k
+    else {
+        return ffi::SQLITE_OK;
+    };
+    if off.saturating_add(i64::from(amt_c)) > *mmap_limit {
+        return ffi::SQLITE_OK;
+    }
+    let Some(page) = db.state.lock().main_page(offset, amt) else {
+        return ffi::SQLITE_OK;
+    };
+    // SQLite only reads through the pointer (the pager never writes to a fetched page); the
+    // page stays alive and unchanged while `fetched` holds it (`DbState` copies a shared page
+    // before changing it).
+    let p = page.as_ptr().cast_mut().cast::<c_void>();
+    fetched.push((off, page));
+    // SAFETY: see above.
+    unsafe { *out = p };
+    ffi::SQLITE_OK
+}
+
+/// `xUnfetch`: SQLite is done with the page it fetched at `off`. A NULL `p` asks to drop
+/// every mapping (SQLite's hint before it resets its cache): nothing to do, as each fetched
+/// page is released on its own.
+unsafe extern "C" fn x_unfetch(file: *mut ffi::sqlite3_file, off: i64, p: *mut c_void) -> c_int {
+    if p.is_null() {
+        return ffi::SQLITE_OK;
+    }
+    // SAFETY: the file is ours.
+    let k = unsafe { kind(file) };
+    if let Kind::Main { fetched, .. } = k
+        && let Some(i) = fetched
+            .iter()
+            .rposition(|(o, page)| *o == off && std::ptr::eq(page.as_ptr(), p.cast::<u8>()))
+    {
+        fetched.swap_remove(i);
     }
     ffi::SQLITE_OK
 }

@@ -150,6 +150,18 @@ impl DbState {
         true
     }
 
+    /// The main-file page that starts at `offset`, shared, if `amt` is one whole page and the
+    /// page exists: what `xFetch` hands SQLite to read in place of a copy. The page is never
+    /// changed while shared ([`page_mut`] copies it first), so the holder reads a stable
+    /// image: the page as it was when fetched.
+    pub fn main_page(&self, offset: u64, amt: usize) -> Option<Page> {
+        let ps = self.ps() as u64;
+        if amt as u64 != ps || !offset.is_multiple_of(ps) {
+            return None;
+        }
+        self.main.get(usize::try_from(offset / ps).ok()?).cloned()
+    }
+
     pub fn main_write(&mut self, offset: u64, data: &[u8]) -> IoResult<()> {
         let ps = self.ps() as u64;
         let mut done = 0usize;

@@ -102,8 +102,18 @@ pub fn run_cluster(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Builds the `dqlite-node` binary (debug or release) and returns its path.
+/// Builds the `dqlite-node` binary (debug or release) and returns its path; with
+/// `DQLITE_NODE_BIN` set, returns that binary instead, unbuilt (to compare two builds side
+/// by side: `cargo xtask bench` with one, then the other).
 pub(crate) fn binary(release: bool) -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("DQLITE_NODE_BIN") {
+        let bin = PathBuf::from(bin);
+        return if bin.exists() {
+            Ok(bin)
+        } else {
+            Err(format!("DQLITE_NODE_BIN: {} does not exist", bin.display()))
+        };
+    }
     let mut cmd = cargo();
     cmd.args([
         "build",

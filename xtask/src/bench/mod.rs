@@ -47,6 +47,7 @@ const USAGE: &str = "usage: cargo xtask bench [--secs S] [--conns 1,8,64] [--rou
                  100,000-row INSERT instead of 1,000,000
   --debug        use debug builds (no release build; for CI's smoke run)
   --out FILE     where the table goes (default target/bench/bench-<time>.md)
+  DQLITE_NODE_BIN=PATH runs that dqlite-node instead of building one (A/B of two builds)
   cargo xtask bench [--criterion | CRATE..]   criterion micro-benchmarks instead";
 
 struct Options {

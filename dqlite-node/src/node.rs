@@ -297,17 +297,24 @@ impl Shared {
 
     /// The leader this node knows of, with its address (not itself while it lacks a quorum).
     pub fn leader(&self) -> Option<(u64, String)> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        let id = m.current_leader?;
+        let (id, addr) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let id = m.current_leader?;
+            let addr = m
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone())?;
+            (id, addr)
+        };
+        // Not while borrowing the metrics: `has_quorum` reads them again, and a second read
+        // of the watch's lock blocks behind openraft waiting to publish (std's RwLock queues
+        // new readers behind a waiting writer), which waits for the first read: the whole
+        // node froze that way.
         if id == self.id && !self.has_quorum() {
             return None;
         }
-        let addr = m
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())?;
         Some((id, addr))
     }
 

@@ -411,3 +411,56 @@ async fn a_write_on_a_leader_that_is_cut_off_is_answered() {
     assert_ne!(next, 1);
     cluster.stop().await;
 }
+
+/// A leader cut off from its quorum answers LEADER requests (which consult its quorum
+/// record, and found the metrics lock held twice: a deadlock of the whole node once openraft
+/// waited to publish new metrics between the two reads; the long chaos run's link nemesis
+/// froze a leader that way). Many clients ask at once for a few seconds while openraft
+/// publishes metrics at every failed heartbeat; a watchdog thread fails the test if the
+/// node stops answering (a deadlocked node would freeze the test's runtime too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_leader_keeps_answering_leader_requests() {
+    let cluster = Cluster::start(options).await;
+    let addr = cluster.nodes[0].local_addr().to_string();
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (progress, done) = (progress.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut last = (0, Instant::now());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let now = progress.load(std::sync::atomic::Ordering::Relaxed);
+                if now != last.0 {
+                    last = (now, Instant::now());
+                } else if last.1.elapsed() > Duration::from_secs(15) {
+                    eprintln!(
+                        "node 1 answered no LEADER request for 15 s ({now} answered): deadlocked"
+                    );
+                    std::process::exit(1);
+                }
+            }
+        });
+    }
+    cluster.links.isolate(1);
+    let until = Instant::now() + Duration::from_secs(10);
+    let askers = (0..32).map(|_| {
+        let (addr, progress) = (addr.clone(), progress.clone());
+        tokio::spawn(async move {
+            let mut c = support::Client::connect(&addr).await.unwrap();
+            while Instant::now() < until {
+                match c.call(Request::Leader).await.unwrap() {
+                    Response::Server { .. } => {}
+                    other => panic!("LEADER: {other:?}"),
+                }
+                progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    });
+    for a in askers.collect::<Vec<_>>() {
+        a.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(progress.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    cluster.stop().await;
+}

@@ -439,6 +439,11 @@ impl<C: TypeConfig, S: StateMachine<C>> RaftNode<C, S> {
     }
 
     /// Live metrics (role, leader, term, indexes, membership).
+    ///
+    /// Never call anything that reads the metrics again (most methods of this type do)
+    /// while a `borrow()` of them is alive: the watch's lock is std's `RwLock`, which queues
+    /// a second read behind openraft waiting to publish, and openraft waits for the first
+    /// read: the node deadlocks. Copy what is needed out of the borrow first.
     pub fn metrics(&self) -> watch::Receiver<RaftMetrics<C::NodeId, C::Node>> {
         self.raft.metrics()
     }
